@@ -1,0 +1,31 @@
+# The two commands of the README: `make demo` and `make test`. Both set up a project-local
+# virtual environment with plain pip first (torch comes from the machine's wheel cache).
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+PLUGINS := $(sort $(dir $(wildcard plugins/*/pyproject.toml)))
+
+.PHONY: install test test-fast demo bench clean
+
+$(VENV)/.installed: pyproject.toml $(wildcard plugins/*/pyproject.toml)
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q torch==2.14.1 torchvision==0.29.1
+	$(PY) -m pip install -q -e '.[dev,plot]' $(foreach p,$(PLUGINS),-e $(p))
+	$(PY) -m pip install -q 'snntorch==1.0.0' 'norse==1.1.0' 'tonic==1.7.0' scikit-learn tqdm
+	touch $@
+
+install: $(VENV)/.installed
+
+test: install
+	$(PY) -m pytest -q -ra
+
+demo: install
+	$(PY) -m benchmarks.transfer
+
+bench: install
+	$(PY) benchmarks/bench_io.py
+	$(PY) benchmarks/bench_simulator.py
+
+clean:
+	rm -rf $(VENV) .pytest_cache .hypothesis
