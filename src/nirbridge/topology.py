@@ -1,0 +1,137 @@
+"""Graph structure shared by every simulator: flattening nested graphs and the cycle rule.
+
+The cycle rule (docs/semantics.md, "Recurrence"): nodes are ordered by a depth-first search
+from the Input nodes (in node order, edges in file order), taking the reverse postorder; an
+edge from a node to itself or to a node earlier in that order closes a cycle and carries the
+source's value of the previous step (zero at step 0). Every other edge carries the value of
+the same step. This module is the only place the rule is written down.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from .errors import GraphValidationError, Problem
+from .graph import Graph, Input, Output
+
+Edge = tuple[str, str]
+
+
+def flatten(graph: Graph) -> Graph:
+    """Inline nested graphs: node `sub`'s inner node `x` becomes `sub.x`; the nested graph's
+    Input and Output nodes disappear, edges into `sub` feed what its Input fed, and edges out
+    of `sub` leave from what fed its Output. A graph without nested graphs is returned as is."""
+    if not any(isinstance(n, Graph) for n in graph.nodes.values()):
+        return graph
+    nodes: dict = {}
+    # for each nested graph: where edges entering it go, and where edges leaving it come from
+    entries: dict[str, list[str]] = {}
+    exits: dict[str, list[str]] = {}
+    edges: list[Edge] = []
+    for name, node in graph.nodes.items():
+        if not isinstance(node, Graph):
+            nodes[name] = node
+            continue
+        inner = flatten(node)
+        ins, outs = inner.inputs(), inner.outputs()
+        for inner_name, inner_node in inner.nodes.items():
+            if not isinstance(inner_node, (Input, Output)):
+                flat = f"{name}.{inner_name}"
+                if flat in graph.nodes:
+                    raise GraphValidationError(
+                        problems=[Problem(f"nodes.{flat}", f"name collides with node {inner_name!r} of nested graph {name!r}")]
+                    )
+                nodes[flat] = inner_node
+        succ = {i: [f"{name}.{d}" for s, d in inner.edges if s == i] for i in ins}
+        pred = {o: [f"{name}.{s}" for s, d in inner.edges if d == o] for o in outs}
+        entries[name] = [n for i in ins for n in succ[i]]
+        exits[name] = [n for o in outs for n in pred[o]]
+        for i in ins:
+            entries[f"{name}.{i}"] = succ[i]
+        for o in outs:
+            exits[f"{name}.{o}"] = pred[o]
+        edges += [(f"{name}.{s}", f"{name}.{d}") for s, d in inner.edges if s not in ins and d not in outs]
+    for src, dst in graph.edges:
+        for s in exits.get(src, [src]):
+            for d in entries.get(dst, [dst]):
+                edges.append((s, d))
+    unique = list(dict.fromkeys(edges))
+    return Graph.model_construct(nodes=nodes, edges=unique, metadata=dict(graph.metadata), type="NIRGraph")
+
+
+@dataclass(frozen=True)
+class Schedule:
+    """How to evaluate a flat graph.
+
+    `order`: every node, each after all the nodes it reads at the same step.
+    `sources[node]`: (source, delayed) pairs: delayed sources are read at the previous step.
+    `blocks`: the order cut into strongly connected components; a block of one node with no
+    delayed input from itself can be evaluated over all time steps at once.
+    """
+
+    order: tuple[str, ...]
+    sources: dict[str, tuple[tuple[str, bool], ...]]
+    delayed: frozenset[Edge]
+    blocks: tuple[tuple[str, ...], ...]
+
+    def is_cyclic(self, block: tuple[str, ...]) -> bool:
+        return len(block) > 1 or any(s == block[0] for s, _ in self.sources[block[0]])
+
+
+def schedule(graph: Graph) -> Schedule:
+    """Order the nodes of a flat graph (see `flatten`) and mark the edges that close cycles."""
+    succ: dict[str, list[str]] = {n: [] for n in graph.nodes}
+    for s, d in graph.edges:
+        succ[s].append(d)
+    starts = [n for n, node in graph.nodes.items() if isinstance(node, Input)]
+    starts += [n for n in graph.nodes if n not in starts]
+    seen: set[str] = set()
+    postorder: list[str] = []
+    for start in starts:
+        if start in seen:
+            continue
+        seen.add(start)
+        stack = [(start, iter(succ[start]))]
+        while stack:
+            node, it = stack[-1]
+            for nxt in it:
+                if nxt not in seen:
+                    seen.add(nxt)
+                    stack.append((nxt, iter(succ[nxt])))
+                    break
+            else:
+                stack.pop()
+                postorder.append(node)
+    order = tuple(reversed(postorder))
+    pos = {n: i for i, n in enumerate(order)}
+    delayed = frozenset((s, d) for s, d in graph.edges if pos[s] >= pos[d])
+    sources = {n: tuple((s, (s, d) in delayed) for s, d in graph.edges if d == n) for n in order}
+    return Schedule(order, sources, delayed, _blocks(order, graph.edges))
+
+
+def _blocks(order: tuple[str, ...], edges: list[Edge]) -> tuple[tuple[str, ...], ...]:
+    """Strongly connected components, each listed in `order` and in the order of its first node."""
+    forward: dict[str, set[str]] = {n: set() for n in order}
+    backward: dict[str, set[str]] = {n: set() for n in order}
+    for s, d in edges:
+        forward[s].add(d)
+        backward[d].add(s)
+
+    def reach(start: str, adj: dict[str, set[str]]) -> set[str]:
+        found, todo = {start}, [start]
+        while todo:
+            for m in adj[todo.pop()]:
+                if m not in found:
+                    found.add(m)
+                    todo.append(m)
+        return found
+
+    assigned: set[str] = set()
+    blocks = []
+    for n in order:
+        if n in assigned:
+            continue
+        component = reach(n, forward) & reach(n, backward)
+        assigned |= component
+        blocks.append(tuple(m for m in order if m in component))
+    return tuple(blocks)
