@@ -1,4 +1,14 @@
-"""nirbridge: move spiking neural networks between frameworks through NIR, exactly."""
+"""nirbridge: move spiking neural networks between frameworks through NIR, exactly.
+
+    g = nirbridge.load("net.nir")                       # validated Graph
+    nirbridge.save(g, "net.nir")                        # atomic; nir.read reads it
+    model = nirbridge.convert(src, to="norse")          # native model, Graph, nir.NIRGraph or path
+    report = nirbridge.check(src, to="norse")           # GapReport, converts nothing
+    out = nirbridge.simulate(g, x, policy=..., record=["lif1"])
+    res = nirbridge.verify(src, backends=["snntorch", "norse", "numpy"], inputs=x)
+"""
+
+from importlib import import_module
 
 from .errors import (
     GapError,
@@ -15,8 +25,43 @@ from .errors import (
     UnsupportedVersionError,
 )
 from .graph import Graph
+from .policy import NodePolicy, Policy
 
 __version__ = "0.1.0"
+
+# name -> module; imported on first use so `import nirbridge` stays light
+_LAZY = {
+    "load": "io",
+    "save": "io",
+    "simulate": "reference",
+    "SimulationResult": "result",
+    "convert": "convert",
+    "check": "convert",
+    "verify": "verify",
+    "VerifyReport": "verify",
+    "backends": "plugins",
+    "get_backend": "plugins",
+    "hookimpl": "hookspecs",
+    "hookspec": "hookspecs",
+    "Backend": "backend",
+    "Support": "backend",
+    "Gap": "gaps",
+    "GapReport": "gaps",
+}
+
+
+def __getattr__(name: str):
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'nirbridge' has no attribute {name!r}")
+    value = getattr(import_module(f".{module}", __name__), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__():
+    return sorted(list(globals()) + list(_LAZY))
+
 
 __all__ = [
     "GapError",
@@ -24,7 +69,9 @@ __all__ = [
     "GraphValidationError",
     "NirFormatError",
     "NirbridgeError",
+    "NodePolicy",
     "PluginError",
+    "Policy",
     "PolicyError",
     "Problem",
     "ResourceLimitError",
@@ -32,4 +79,5 @@ __all__ = [
     "UnknownBackendError",
     "UnsafeFileError",
     "UnsupportedVersionError",
+    *_LAZY,
 ]

@@ -1,0 +1,84 @@
+"""The cycle rule and nested-graph flattening, written out by hand."""
+
+import numpy as np
+import pytest
+
+from nirbridge import GraphValidationError
+from nirbridge.graph import Graph, Input, Linear, Output, Scale
+from nirbridge.topology import flatten, schedule
+
+
+def scale(n=2):
+    return Scale(scale=np.ones(n))
+
+
+def io(n=2):
+    return Input(shape=np.array([n])), Output(shape=np.array([n]))
+
+
+def recurrent_subgraph():
+    i, o = io()
+    return Graph(
+        nodes={"in": i, "lif": scale(), "w": Linear(weight=np.eye(2)), "out": o},
+        edges=[("in", "lif"), ("lif", "w"), ("w", "lif"), ("lif", "out")],
+    )
+
+
+def test_flatten_inlines_nested_graph_with_dotted_names():
+    i, o = io()
+    g = Graph(nodes={"input": i, "sub": recurrent_subgraph(), "output": o}, edges=[("input", "sub"), ("sub", "output")])
+    flat = flatten(g)
+    assert set(flat.nodes) == {"input", "sub.lif", "sub.w", "output"}
+    assert set(flat.edges) == {("input", "sub.lif"), ("sub.lif", "sub.w"), ("sub.w", "sub.lif"), ("sub.lif", "output")}
+
+
+def test_flatten_keeps_edges_that_address_inner_nodes_by_dotted_name():
+    i, o = io()
+    g = Graph(
+        nodes={"input": i, "sub": recurrent_subgraph(), "s": scale(), "output": o},
+        edges=[("input", "sub"), ("sub", "output"), ("sub.w", "s"), ("s", "output")],
+    )
+    assert ("sub.w", "s") in flatten(g).edges
+
+
+def test_flatten_refuses_name_collisions():
+    i, o = io()
+    g = Graph(
+        nodes={"input": i, "sub": recurrent_subgraph(), "sub.w": scale(), "output": o},
+        edges=[("input", "sub"), ("sub", "sub.w"), ("sub.w", "output")],
+    )
+    with pytest.raises(GraphValidationError, match="sub.w"):
+        flatten(g)
+
+
+def test_schedule_orders_feedforward_and_delays_the_closing_edge():
+    i, o = io()
+    g = Graph(
+        nodes={"input": i, "a": scale(), "b": scale(), "output": o},
+        edges=[("input", "a"), ("a", "b"), ("b", "a"), ("b", "output")],
+    )
+    s = schedule(g)
+    assert s.order == ("input", "a", "b", "output")
+    assert s.delayed == {("b", "a")}
+    assert s.sources["a"] == (("input", False), ("b", True))
+    assert s.blocks == (("input",), ("a", "b"), ("output",))
+    assert s.is_cyclic(("a", "b")) and not s.is_cyclic(("input",))
+
+
+def test_self_loop_is_delayed_and_cyclic():
+    i, o = io()
+    g = Graph(nodes={"input": i, "a": scale(), "output": o}, edges=[("input", "a"), ("a", "a"), ("a", "output")])
+    s = schedule(g)
+    assert s.delayed == {("a", "a")}
+    assert s.is_cyclic(("a",))
+
+
+def test_edge_order_decides_which_edge_closes_a_cycle():
+    """The depth-first search follows edges in file order: listing b's edge first makes a the
+    late node, so the edge a -> b closes the cycle instead."""
+    i, o = io()
+    nodes = {"input": i, "a": scale(), "b": scale(), "output": o}
+    first = Graph(nodes=nodes, edges=[("input", "a"), ("input", "b"), ("a", "b"), ("b", "a"), ("b", "output")])
+    assert schedule(first).delayed == {("b", "a")}
+    second = Graph(nodes=nodes, edges=[("input", "b"), ("input", "a"), ("a", "b"), ("b", "a"), ("b", "output")])
+    assert schedule(second).delayed == {("a", "b")}
