@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterator
+from contextvars import ContextVar
 from typing import Annotated, Any, ClassVar, Literal, Type, Union
 
 import numpy as np
@@ -32,6 +33,28 @@ def _as_array(value: Any) -> Any:
 
 def _array_json(value: np.ndarray) -> Any:
     return value.tolist()
+
+
+def _plain(value: Any) -> Any:
+    """Metadata values in one canonical form, whoever produced them: numpy scalars and 0-d
+    arrays become Python scalars, bytes become str, string arrays become lists of str."""
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, bytes):
+        return value.decode("utf-8")
+    if isinstance(value, np.ndarray) and value.dtype.kind in "OSU":
+        return [_plain(v) for v in value.tolist()]
+    if isinstance(value, (np.generic, np.ndarray)) and value.ndim == 0:
+        return _plain(value.item())
+    return value
+
+
+Metadata = Annotated[dict[str, Any], BeforeValidator(lambda v: _plain(v) if isinstance(v, dict) else v)]
+
+
+def _nir_value(value: Any) -> Any:
+    """0-d arrays travel to `nir` as numpy scalars: `nir.write` cannot compress 0-d arrays."""
+    return value[()] if isinstance(value, np.ndarray) and value.ndim == 0 else value
 
 
 Array = Annotated[
@@ -64,6 +87,10 @@ def _arrays_equal(a: Any, b: Any) -> bool:
     return type(a) is type(b) and a == b
 
 
+#: set while a Graph is being built, so nested graphs leave validation to the outermost one
+_BUILDING: ContextVar[bool] = ContextVar("nirbridge_graph_building", default=False)
+
+
 class ShapeError(Exception):
     """Internal: a node cannot take the shape it is given."""
 
@@ -77,7 +104,7 @@ class Node(BaseModel):
 
     model_config = ConfigDict(arbitrary_types_allowed=True, extra="forbid", frozen=True)
 
-    metadata: dict[str, Any] = Field(default_factory=dict)
+    metadata: Metadata = Field(default_factory=dict)
 
     #: fields holding real-valued parameters (float arrays, finite)
     float_fields: ClassVar[tuple[str, ...]] = ()
@@ -118,8 +145,10 @@ class Node(BaseModel):
         return input_shape
 
     def _param_shape(self) -> Shape | None:
+        """The shape the parameters fix; None for 0-d (scalar) parameters, which broadcast."""
         if self.same_shape_fields:
-            return tuple(int(n) for n in getattr(self, self.same_shape_fields[0]).shape)
+            shape = getattr(self, self.same_shape_fields[0]).shape
+            return tuple(int(n) for n in shape) if shape else None
         return None
 
     # -- validation -------------------------------------------------------------
@@ -139,16 +168,16 @@ class Node(BaseModel):
             if name in self.int_fields and kind not in "iu":
                 yield Problem(name, f"must be an integer array, got dtype {value.dtype}")
                 continue
-            if kind == "f":
+            if value.size == 0:
+                continue
+            # min/max reductions first: no temporary arrays for the (usual) valid case
+            if kind == "f" and not (np.isfinite(value.min()) and np.isfinite(value.max())):
                 bad = ~np.isfinite(value)
-                if bad.any():
-                    idx = _first_index(bad)
-                    yield Problem(f"{name}{idx}", f"must be finite, got {value[tuple(_idx(bad))]}")
-            if name in self.positive_fields and kind in "fiu":
+                yield Problem(f"{name}{_first_index(bad)}", f"must be finite, got {value[tuple(_idx(bad))]}")
+                continue
+            if name in self.positive_fields and not value.min() > 0:
                 bad = ~(value > 0)
-                if bad.any():
-                    idx = _first_index(bad)
-                    yield Problem(f"{name}{idx}", f"must be > 0, got {value[tuple(_idx(bad))]}")
+                yield Problem(f"{name}{_first_index(bad)}", f"must be > 0, got {value[tuple(_idx(bad))]}")
         if self.same_shape_fields:
             ref = self.same_shape_fields[0]
             ref_shape = getattr(self, ref).shape
@@ -161,7 +190,7 @@ class Node(BaseModel):
     def to_nir(self):
         import nir
 
-        fields = {k: getattr(self, k) for k in type(self).model_fields if k != "type"}
+        fields = {k: _nir_value(getattr(self, k)) for k in type(self).model_fields if k != "type"}
         return getattr(nir, self.type)(**fields)
 
     @classmethod
@@ -184,6 +213,16 @@ def _as_shape(value: np.ndarray | None) -> Shape | None:
     return tuple(int(n) for n in np.atleast_1d(value))
 
 
+def _shape_problems(name: str, value: np.ndarray) -> Iterator[Problem]:
+    """A shape field: a 1-d integer array of sizes >= 1 (the dtype is checked elsewhere)."""
+    if value.dtype.kind not in "iu":
+        return
+    if value.ndim != 1 or value.size == 0:
+        yield Problem(name, f"must be a non-empty 1-d array of sizes, got shape {value.shape}")
+    elif (value < 1).any():
+        yield Problem(name, f"sizes must be >= 1, got {value.tolist()}")
+
+
 def _pair(value: Any, n: int) -> tuple[int, ...]:
     arr = np.atleast_1d(np.asarray(value))
     if arr.size == 1:
@@ -202,6 +241,10 @@ class Input(Node):
 
     def input_shape(self) -> Shape | None:
         return _as_shape(self.shape)
+
+    def problems(self):
+        yield from super().problems()
+        yield from _shape_problems("shape", self.shape)
 
     def to_nir(self):
         import nir
@@ -222,6 +265,10 @@ class Output(Node):
 
     def input_shape(self) -> Shape | None:
         return _as_shape(self.shape)
+
+    def problems(self):
+        yield from super().problems()
+        yield from _shape_problems("shape", self.shape)
 
     def to_nir(self):
         import nir
@@ -325,8 +372,11 @@ class Flatten(Node):
 
     def problems(self):
         yield from super().problems()
-        if self.input_type is not None and self.input_type.dtype.kind not in "iu":
-            yield Problem("input_type", f"must be an integer array, got dtype {self.input_type.dtype}")
+        if self.input_type is not None:
+            if self.input_type.dtype.kind not in "iu":
+                yield Problem("input_type", f"must be an integer array, got dtype {self.input_type.dtype}")
+            else:
+                yield from _shape_problems("input_type", self.input_type)
 
     def to_nir(self):
         import nir
@@ -397,12 +447,16 @@ class _ConvBase(Node):
         if w.ndim != self.ndim + 2:
             yield Problem("weight", f"must have {self.ndim + 2} dimensions, got shape {w.shape}")
             return
-        if self.groups.size != 1 or int(self.groups) < 1:
-            yield Problem("groups", f"must be a positive integer, got {self.groups}")
+        if self.groups.dtype.kind not in "iu":
+            pass  # reported as a dtype problem above
+        elif self.groups.size != 1 or int(self.groups) < 1:
+            yield Problem("groups", f"must be a positive integer, got {self.groups.tolist()}")
         elif w.shape[0] % int(self.groups):
             yield Problem("groups", f"{int(self.groups)} does not divide {w.shape[0]} output channels")
         if self.bias.shape != (w.shape[0],):
             yield Problem("bias", f"shape {self.bias.shape} does not match {w.shape[0]} output channels")
+        if isinstance(self.padding, str) and self.padding == "same" and self.stride.dtype.kind in "iu" and (self.stride != 1).any():
+            yield Problem("padding", f"'same' needs stride 1, got stride {self.stride.tolist()}")
         for name in ("stride", "dilation") + (() if isinstance(self.padding, str) else ("padding",)):
             value = getattr(self, name)
             if not isinstance(value, np.ndarray) or value.dtype.kind not in "iu":
@@ -413,18 +467,29 @@ class _ConvBase(Node):
                 yield Problem(name, f"must have 1 or {self.ndim} values, got {value.size}")
             elif (value < (0 if name == "padding" else 1)).any():
                 yield Problem(name, f"must be {'>= 0' if name == 'padding' else '>= 1'}, got {value.tolist()}")
+        spatial = self.input_shape_value
+        if spatial is not None:
+            if spatial.dtype.kind not in "iu":
+                yield Problem("input_shape", f"must be an integer array, got dtype {spatial.dtype}")
+            elif spatial.ndim > 1 or spatial.size != self.ndim or (self.ndim == 2 and spatial.ndim != 1):
+                yield Problem("input_shape", f"must hold {self.ndim} spatial size(s), got shape {spatial.shape}")
+            elif (spatial < 1).any():
+                yield Problem("input_shape", f"sizes must be >= 1, got {spatial.tolist()}")
 
     def to_nir(self):
         import nir
 
+        spatial = self.input_shape_value
+        if spatial is not None and self.ndim == 1:
+            spatial = spatial.reshape(())  # nir.Conv1d takes the length as a scalar
         return getattr(nir, self.type)(
-            input_shape=self.input_shape_value,
+            input_shape=_nir_value(spatial),
             weight=self.weight,
             bias=self.bias,
-            stride=self.stride,
-            padding=self.padding,
-            dilation=self.dilation,
-            groups=self.groups,
+            stride=_nir_value(self.stride),
+            padding=_nir_value(self.padding),
+            dilation=_nir_value(self.dilation),
+            groups=_nir_value(self.groups),
             metadata=self.metadata,
         )
 
@@ -489,7 +554,9 @@ class _Pool2d(Node):
     def to_nir(self):
         import nir
 
-        node = getattr(nir, self.type)(kernel_size=self.kernel_size, stride=self.stride, padding=self.padding)
+        node = getattr(nir, self.type)(
+            kernel_size=_nir_value(self.kernel_size), stride=_nir_value(self.stride), padding=_nir_value(self.padding)
+        )
         node.metadata = self.metadata
         return node
 
@@ -565,6 +632,11 @@ class CubaLI(Node):
     positive_fields: ClassVar = ("tau_syn", "tau_mem")
     same_shape_fields: ClassVar = float_fields
 
+    def to_nir(self):
+        node = super().to_nir()
+        node.w_in = _nir_value(self.w_in)  # nir multiplies w_in by ones, which can change its dtype
+        return node
+
 
 class CubaLIF(Node):
     """Current-based LIF: CubaLI plus spike when v > v_threshold, then v = v_reset."""
@@ -580,6 +652,11 @@ class CubaLIF(Node):
     float_fields: ClassVar = ("tau_syn", "tau_mem", "r", "v_leak", "v_threshold", "v_reset", "w_in")
     positive_fields: ClassVar = ("tau_syn", "tau_mem")
     same_shape_fields: ClassVar = float_fields
+
+    def to_nir(self):
+        node = super().to_nir()
+        node.w_in = _nir_value(self.w_in)  # nir multiplies w_in by ones, which can change its dtype
+        return node
 
 
 NEURON_TYPES = frozenset({"I", "IF", "LI", "LIF", "CubaLI", "CubaLIF"})
@@ -609,12 +686,17 @@ class Graph(Node):
     nodes: dict[str, AnyNode]
     edges: list[tuple[str, str]]
 
-
     def __init__(self, **data: Any) -> None:
+        if _BUILDING.get():  # a nested graph: the outermost graph validates the whole tree
+            super().__init__(**data)
+            return
+        token = _BUILDING.set(True)
         try:
             super().__init__(**data)
         except pydantic.ValidationError as exc:
             raise GraphValidationError(problems=_pydantic_problems(exc)) from None
+        finally:
+            _BUILDING.reset(token)
         problems = list(self.problems())
         if problems:
             raise GraphValidationError(problems=problems)
@@ -722,7 +804,7 @@ class Graph(Node):
 
 
 def _fmt(shape: Shape | None) -> str:
-    return "?" if shape is None else "(" + ", ".join(map(str, shape)) + ")"
+    return "?" if shape is None else str(tuple(shape))
 
 
 NODE_TYPES: dict[str, Type[Node]] = {
@@ -735,115 +817,215 @@ NODE_TYPES: dict[str, Type[Node]] = {
 Graph.model_rebuild()
 
 
-def _graph_fields_from_nir(graph) -> dict[str, Any]:
+def _graph_fields_from_nir(graph, path: str = "", problems: list[Problem] | None = None) -> dict[str, Any]:
+    """Plain data (node dicts with a `type` key) for a `nir.NIRGraph`; unknown node types are
+    collected in `problems` (raised together at the top)."""
     import nir
 
+    top = problems is None
+    problems = [] if top else problems
     if not isinstance(graph, nir.NIRGraph):
         graph = nir.NIRGraph(nodes={"node": graph}, edges=[], type_check=False)
-    nodes = {}
+    nodes: dict[str, Any] = {}
     for name, node in graph.nodes.items():
         kind = type(node).__name__
         cls = NODE_TYPES.get(kind)
-        if cls is None:
-            raise GraphValidationError(problems=[Problem(f"nodes.{name}", f"unknown node type {kind!r}")])
-        fields = cls._fields_from_nir(node)
-        nodes[name] = cls.model_construct(**fields) if cls is Graph else cls(**fields)
+        if cls is None or type(node) is not getattr(nir, kind, None):
+            problems.append(Problem(f"{path}nodes.{name}", f"unknown node type {kind!r}"))
+        elif cls is Graph:
+            nodes[name] = {"type": kind, **_graph_fields_from_nir(node, f"{path}nodes.{name}.", problems)}
+        else:
+            nodes[name] = {"type": kind, **cls._fields_from_nir(node)}
+    if top and problems:
+        raise GraphValidationError(problems=problems)
+    edges = [tuple(x.decode() if isinstance(x, bytes) else x for x in edge) for edge in graph.edges]
     metadata = graph.metadata if isinstance(graph.metadata, dict) else {}
-    return {"nodes": nodes, "edges": [(str(a), str(b)) for a, b in graph.edges], "metadata": dict(metadata)}
+    return {"nodes": nodes, "edges": edges, "metadata": dict(metadata)}
 
 
 def _pydantic_problems(exc: pydantic.ValidationError) -> list[Problem]:
     problems = []
     for err in exc.errors():
-        loc = [str(p) for p in err["loc"]]
-        # drop discriminator tags pydantic inserts (nodes.lif1.LIF.tau -> nodes.lif1.tau)
-        loc = [p for i, p in enumerate(loc) if not (i > 0 and loc[i - 1] != "nodes" and p in NODE_TYPES and i >= 2)]
-        path = ".".join(loc)
-        msg = err["msg"]
-        if err["type"] == "union_tag_invalid":
-            msg = f"unknown node type {err.get('input', {}).get('type')!r}" if isinstance(err.get("input"), dict) else msg
-        elif err["type"] == "extra_forbidden":
+        loc = err["loc"]
+        path = ""
+        for i, part in enumerate(loc):
+            if isinstance(part, int):
+                path += f"[{part}]"
+            elif i >= 2 and loc[i - 2] == "nodes" and part in NODE_TYPES:
+                continue  # the discriminator tag pydantic inserts after a node name
+            else:
+                path += f".{part}" if path else str(part)
+        kind, msg = err["type"], err["msg"]
+        if kind == "union_tag_invalid":
+            msg = f"unknown node type {err.get('ctx', {}).get('tag')!r}"
+        elif kind == "union_tag_not_found":
+            msg = "missing node type"
+        elif kind == "extra_forbidden":
             msg = "unknown key"
-        elif err["type"] == "missing":
+        elif kind == "missing":
             msg = "missing"
+        elif kind == "is_instance_of":
+            msg = f"must be an array, got {type(err.get('input')).__name__}"
         problems.append(Problem(path, msg))
     return problems
 
 
-def _infer_shapes(graph: Graph) -> tuple[dict[str, tuple[Shape | None, Shape | None]], list[Problem]]:
+# ----------------------------------------------------------------------------- validation
+
+
+def _split(graph: Graph, ref: str) -> tuple[str, str] | None:
+    """(top-level node, rest) that an edge endpoint names: exact names first, then dotted
+    paths into nested graphs (`sub.lif` -> ("sub", "lif")). None if nothing matches."""
+    if ref in graph.nodes:
+        return ref, ""
+    head, sep, rest = ref.partition(".")
+    while sep:
+        sub = graph.nodes.get(head)
+        if isinstance(sub, Graph) and sub.resolve(rest) is not None:
+            return head, rest
+        more, sep, rest = rest.partition(".")
+        head = f"{head}.{more}"
+    return None
+
+
+def _endpoint_shape(graph: Graph, ref: str, out: bool) -> Shape | None:
+    """Output (out=True) or input shape of the node an endpoint names inside nested graphs."""
+    found = _split(graph, ref)
+    if found is None:
+        return None
+    name, rest = found
+    node = graph.nodes[name]
+    if rest:
+        return _endpoint_shape(node, rest, out) if isinstance(node, Graph) else None
+    shapes, _ = _infer_shapes(graph, set())
+    return shapes[name][1 if out else 0]
+
+
+def _infer_shapes(
+    graph: Graph, bad: set[str] | None = None
+) -> tuple[dict[str, tuple[Shape | None, Shape | None]], list[Problem]]:
     """Propagate shapes along edges to a fixed point. Returns per-node (in, out) shapes of the
-    top-level nodes and the problems found (edge mismatches, impossible shapes)."""
+    top-level nodes and the problems found (edge mismatches, impossible shapes). Nodes in
+    `bad` (invalid on their own) take part with unknown shapes."""
+    bad = bad or set()
     problems: list[Problem] = []
     ins: dict[str, Shape | None] = {}
     outs: dict[str, Shape | None] = {}
-    for name, node in graph.nodes.items():
-        ins[name] = node.input_shape()
-        outs[name] = None
-        if ins[name] is not None:
-            try:
-                outs[name] = node.output_shape(ins[name])
-            except ShapeError as exc:
+
+    def run(name: str, shape: Shape) -> None:
+        node = graph.nodes[name]
+        try:
+            outs[name] = node.output_shape(shape)
+        except ShapeError as exc:
+            if not isinstance(node, Graph):  # nested graphs: reported per edge below
                 problems.append(Problem(f"nodes.{name}", str(exc)))
-    # edges at the top level, resolved to the top-level node they enter/leave
-    top_edges = []
-    for src, dst in graph.edges:
-        s, d = src.split(".")[0] if src not in graph.nodes else src, dst.split(".")[0] if dst not in graph.nodes else dst
-        if s in graph.nodes and d in graph.nodes:
-            top_edges.append((src, dst, s, d))
+
+    for name, node in graph.nodes.items():
+        ins[name] = outs[name] = None
+        if name in bad:
+            continue
+        ins[name] = node.input_shape()
+        if ins[name] is not None:
+            run(name, ins[name])
+    ends = [(_split(graph, s), _split(graph, d)) for s, d in graph.edges]
+    direct = [(s[0], d[0]) for s, d in ends if s and d and not s[1] and not d[1]]
     changed = True
     while changed:
         changed = False
-        for src, dst, s, d in top_edges:
-            if src != s or dst != d:
-                continue  # dotted edges address nested nodes; checked inside the nested graph
-            if outs[s] is not None and ins[d] is None:
+        for s, d in direct:
+            if outs[s] is not None and ins[d] is None and d not in bad:
                 ins[d] = outs[s]
-                try:
-                    outs[d] = graph.nodes[d].output_shape(ins[d])
-                except ShapeError as exc:
-                    problems.append(Problem(f"nodes.{d}", str(exc)))
+                run(d, ins[d])
                 changed = True
-    for i, (src, dst, s, d) in enumerate(top_edges):
-        if src != s or dst != d:
+    for i, ((src, dst), (s, d)) in enumerate(zip(graph.edges, ends)):
+        if not s or not d or s[0] in bad or d[0] in bad:
             continue
-        if outs[s] is not None and ins[d] is not None and tuple(outs[s]) != tuple(ins[d]):
-            problems.append(
-                Problem(f"edges[{graph.edges.index((src, dst))}]", f"{src} outputs shape {_fmt(outs[s])} but {dst} takes {_fmt(ins[d])}")
-            )
+        for (name, rest), role, count in ((s, "Output", "outputs"), (d, "Input", "inputs")):
+            node = graph.nodes[name]
+            if not rest and isinstance(node, Graph):
+                n = len(node.outputs() if role == "Output" else node.inputs())
+                if n != 1:
+                    problems.append(
+                        Problem(f"edges[{i}]", f"nested graph {name!r} has {n} {role} nodes; name one as '{name}.<node>'")
+                    )
+        out = outs[s[0]] if not s[1] else _endpoint_shape(graph.nodes[s[0]], s[1], out=True)
+        into = ins[d[0]] if not d[1] else _endpoint_shape(graph.nodes[d[0]], d[1], out=False)
+        if out is not None and into is not None and tuple(out) != tuple(into):
+            problems.append(Problem(f"edges[{i}]", f"{src} outputs shape {_fmt(out)} but {dst} takes {_fmt(into)}"))
     return {n: (ins[n], outs[n]) for n in graph.nodes}, problems
 
 
 MAX_DEPTH = 32
 
 
-def _graph_problems(graph: Graph, depth: int) -> Iterator[Problem]:
+def _bad_name(name: str) -> bool:
+    return not name or "/" in name or "\x00" in name or name == "."
+
+
+def _graph_problems(
+    graph: Graph, depth: int, entered: frozenset[str] = frozenset(), left: frozenset[str] = frozenset()
+) -> Iterator[Problem]:
+    """Every problem of `graph`. `entered`/`left`: names (possibly dotted) of nodes inside this
+    graph that edges of an enclosing graph reach into or start from."""
     if depth > MAX_DEPTH:
         yield Problem("", f"nesting deeper than {MAX_DEPTH} levels")
         return
-    for name, node in graph.nodes.items():
-        if not name or "/" in name:
-            yield Problem(f"nodes.{name!r}", "node names must be non-empty and must not contain '/'")
-        if isinstance(node, Graph):
-            for p in _graph_problems(node, depth + 1):
-                yield Problem(f"nodes.{name}.{p.path}" if p.path else f"nodes.{name}", p.message)
-        else:
-            for p in node.problems():
-                yield Problem(f"nodes.{name}.{p.path}", p.message)
-    seen: set[tuple[str, str]] = set()
     touched_in: set[str] = set()
     touched_out: set[str] = set()
+    inner_in: dict[str, set[str]] = {}
+    inner_out: dict[str, set[str]] = {}
+
+    def touch(ref: str, source: bool) -> tuple[str, str] | None:
+        found = _split(graph, ref)
+        if found is not None:
+            name, rest = found
+            (touched_out if source else touched_in).add(name)
+            if rest:
+                (inner_out if source else inner_in).setdefault(name, set()).add(rest)
+        return found
+
+    for ref in entered:
+        touch(ref, source=False)
+    for ref in left:
+        touch(ref, source=True)
+    edge_problems: list[Problem] = []
+    seen: set[tuple[str, str]] = set()
     edges_ok = True
     for i, edge in enumerate(graph.edges):
-        src, dst = edge
-        for role, ref in (("source", src), ("destination", dst)):
-            if graph.resolve(ref) is None:
+        for role, ref in (("source", edge[0]), ("destination", edge[1])):
+            found = touch(ref, source=role == "source")
+            if found is None:
                 edges_ok = False
-                yield Problem(f"edges[{i}]", f"{role} {ref!r} does not exist (nodes: {', '.join(sorted(graph.nodes))})")
+                names = ", ".join(sorted(graph.nodes))
+                edge_problems.append(Problem(f"edges[{i}]", f"{role} {ref!r} does not exist (nodes: {names})"))
+                continue
+            name, rest = found
+            if rest:
+                pass
+            elif role == "destination" and isinstance(graph.nodes[name], Input):
+                edge_problems.append(Problem(f"edges[{i}]", f"Input node {name!r} cannot receive edges"))
+            elif role == "source" and isinstance(graph.nodes[name], Output):
+                edge_problems.append(Problem(f"edges[{i}]", f"Output node {name!r} cannot send edges"))
         if edge in seen:
-            yield Problem(f"edges[{i}]", f"duplicate edge {src} -> {dst}")
+            edge_problems.append(Problem(f"edges[{i}]", f"duplicate edge {edge[0]} -> {edge[1]}"))
         seen.add(edge)
-        touched_out.add(src.split(".")[0] if src not in graph.nodes else src)
-        touched_in.add(dst.split(".")[0] if dst not in graph.nodes else dst)
+
+    bad: set[str] = set()
+    for name, node in graph.nodes.items():
+        if _bad_name(name):
+            bad.add(name)
+            yield Problem(f"nodes.{name!r}", "node names must be non-empty, not '.', without '/' or NUL")
+        if isinstance(node, Graph):
+            inner = _graph_problems(
+                node, depth + 1, frozenset(inner_in.get(name, ())), frozenset(inner_out.get(name, ()))
+            )
+            problems = [Problem(f"nodes.{name}.{p.path}" if p.path else f"nodes.{name}", p.message) for p in inner]
+        else:
+            problems = [Problem(f"nodes.{name}.{p.path}", p.message) for p in node.problems()]
+        if problems:
+            bad.add(name)
+            yield from problems
+    yield from edge_problems
     for name, node in graph.nodes.items():
         if isinstance(node, Input):
             if name not in touched_out:
@@ -858,5 +1040,5 @@ def _graph_problems(graph: Graph, depth: int) -> Iterator[Problem]:
         elif name not in touched_out:
             yield Problem(f"nodes.{name}", "node has no outgoing edge (only Output nodes may end a path)")
     if edges_ok:
-        _, shape_problems = _infer_shapes(graph)
+        _, shape_problems = _infer_shapes(graph, bad)
         yield from shape_problems

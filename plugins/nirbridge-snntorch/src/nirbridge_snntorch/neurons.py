@@ -1,0 +1,161 @@
+"""NIR neuron node -> snnTorch module (with `init_hidden=True`) in a thin adapter.
+
+The adapter computes `x' = gain * x + bias` in front of the snnTorch neuron when the node's
+gain is not 1 or it has a leak towards v_leak != 0, and reads the neuron's states back in NIR
+terms (`record_state`). For a LIF node under a node policy `p` (c, a from `p.integration`):
+
+    Leaky(beta = a)                 x' = g x + c v_leak,  g = c r (current) or r (impulse)
+    Synaptic(alpha = a_syn, beta = a_mem)   x' = g_syn x;  v = k mem, k = c_mem r, threshold v_threshold / k
+    LI / CubaLI: the same with threshold = inf and reset "none", output v
+    IF / I: Leaky(beta = 1), g = dt r (current) or r (impulse)
+
+and the reset mechanism/reset_delay that gives the policy's reset (see `semantics.py`):
+subtract+next_step: subtract, reset_delay=True; to_reset+immediate (v_reset = 0): zero with
+reset_delay=False; to_reset+next_step (v_reset = 0): Synaptic zero with reset_delay=True;
+none: none. `native_plan` says why a node cannot be native; callers then use
+`nirbridge_torch.cells.PolicyNeuron`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import snntorch as snn
+import torch
+from nirbridge import graph as g
+from nirbridge.policy import Policy, current_gain, decay
+
+#: gains within this of 1 are treated as 1 (the float32 rounding of tau/dt * dt/tau)
+UNIT_TOL = 1e-6
+
+
+@dataclass
+class Plan:
+    """How a node runs natively: the snnTorch class and its arguments, input gain and bias,
+    and the factor `k` relating snnTorch's syn to NIR's I. `problem` when it cannot."""
+
+    cls: type | None = None
+    kwargs: dict | None = None
+    gain: np.ndarray | None = None
+    bias: np.ndarray | None = None
+    k: np.ndarray | None = None
+    output_v: bool = False
+    problem: str = ""
+    text: str = ""
+
+
+def _f32(x) -> np.ndarray:
+    return np.array(x, dtype=np.float32)
+
+
+def native_plan(node: g.Node, policy: Policy) -> Plan:
+    """How to run a neuron node with a real snnTorch module under the node's effective policy."""
+    kind = node.type
+    p = policy
+    spiking = kind in ("LIF", "IF", "CubaLIF")
+    if spiking:
+        if p.threshold != "gt":
+            return Plan(problem="snnTorch fires on mem > threshold only (policy asks for >=)")
+        if np.any(node.v_threshold < 0):
+            return Plan(problem="snnTorch resets at step 0 when the threshold is negative")
+        if p.reset == "subtract" and p.reset_timing == "immediate":
+            return Plan(problem="snnTorch subtracts one step late (reset_delay=True) or with a double-reset guard "
+                        "(reset_delay=False); immediate subtraction is not an snnTorch neuron")
+        if p.reset == "to_reset" and np.any(node.v_reset != 0):
+            return Plan(problem="snnTorch resets to zero only (v_reset != 0)")
+        if p.reset == "to_reset" and p.reset_timing == "next_step" and kind != "CubaLIF":
+            return Plan(problem="snnTorch Leaky zeroes immediately; a one-step-late reset to zero is not a Leaky")
+    mechanism = {"subtract": "subtract", "to_reset": "zero", "none": "none"}[p.reset] if spiking else "none"
+    delay = not (p.reset == "to_reset" and p.reset_timing == "immediate")
+    common = dict(init_hidden=True, reset_mechanism=mechanism)
+    if kind in ("LIF", "LI"):
+        a = decay(node.tau, p.dt, p.integration)
+        c = current_gain(node.tau, p.dt, p.integration)
+        gain = node.r if p.input == "impulse" else c * node.r
+        bias = c * node.v_leak
+        thr = node.v_threshold if spiking else np.full(node.tau.shape, np.inf, dtype=np.float32)
+        kwargs = dict(beta=torch.as_tensor(_f32(a)), threshold=torch.as_tensor(_f32(thr)), reset_delay=delay, **common)
+        return Plan(snn.Leaky, kwargs, _f32(gain), _f32(bias), output_v=not spiking, text="snnTorch Leaky")
+    if kind in ("IF", "I"):
+        gain = node.r if p.input == "impulse" else p.dt * node.r
+        thr = node.v_threshold if spiking else np.full(node.r.shape, np.inf, dtype=np.float32)
+        kwargs = dict(beta=torch.ones(node.r.shape), threshold=torch.as_tensor(_f32(thr)), reset_delay=delay, **common)
+        return Plan(snn.Leaky, kwargs, _f32(gain), None, output_v=not spiking, text="snnTorch Leaky(beta=1)")
+    # CubaLIF / CubaLI
+    if p.current_order != "current_first":
+        return Plan(problem="snnTorch Synaptic drives v with this step's current (current_first)")
+    if np.any(node.v_leak != 0):
+        return Plan(problem="snnTorch Synaptic has no leak towards v_leak != 0")
+    a_syn = decay(node.tau_syn, p.dt, p.integration)
+    c_syn = current_gain(node.tau_syn, p.dt, p.integration)
+    a_mem = decay(node.tau_mem, p.dt, p.integration)
+    c_mem = current_gain(node.tau_mem, p.dt, p.integration)
+    g_syn = node.w_in if p.input == "impulse" else c_syn * node.w_in
+    k = c_mem * node.r
+    if np.any(k == 0):
+        return Plan(problem="r = 0: the current never reaches the membrane")
+    # snnTorch's mem is v / k, so its threshold is v_threshold / k
+    thr = node.v_threshold / k if spiking else np.full(node.tau_syn.shape, np.inf, dtype=np.float32)
+    kwargs = dict(alpha=torch.as_tensor(_f32(a_syn)), beta=torch.as_tensor(_f32(a_mem)),
+                  threshold=torch.as_tensor(_f32(thr)), reset_delay=delay, **common)
+    return Plan(snn.Synaptic, kwargs, _f32(g_syn), None, k=_f32(k), output_v=not spiking, text="snnTorch Synaptic")
+
+
+class SnnTorchNeuron(torch.nn.Module):
+    """An snnTorch neuron (`init_hidden=True`) stepped once per call, with an optional input
+    transform `x' = gain * x + bias`; outputs spikes (or v for LI/CubaLI/I)."""
+
+    def __init__(self, neuron: torch.nn.Module, *, gain=None, bias=None, k=None, output_v: bool = False):
+        super().__init__()
+        self.neuron = neuron  # k: v = k * mem (Synaptic with c_mem r != 1)
+        use_gain = gain is not None and not np.allclose(gain, 1, rtol=0, atol=UNIT_TOL)
+        use_bias = bias is not None and np.any(bias != 0)
+        self.gain = torch.nn.Parameter(torch.as_tensor(gain)) if use_gain else None
+        self.register_buffer("bias", torch.as_tensor(bias) if use_bias else None)
+        self.register_buffer("k", torch.as_tensor(k) if k is not None and not np.allclose(k, 1, rtol=0, atol=UNIT_TOL) else None)
+        self.output_v = output_v
+        self._spk = None
+
+    def reset_state(self) -> None:
+        self.neuron.reset_mem()
+        self._spk = None
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.gain is not None:
+            x = x * self.gain
+        if self.bias is not None:
+            x = x + self.bias
+        spk = self.neuron(x)
+        self._spk = spk
+        return self._v() if self.output_v else spk
+
+    def _v(self) -> torch.Tensor:
+        return self.neuron.mem * self.k if self.k is not None else self.neuron.mem
+
+    def record_state(self) -> dict[str, torch.Tensor]:
+        state = {"v": self._v()}
+        if hasattr(self.neuron, "syn"):
+            state["I"] = self.neuron.syn
+        if not self.output_v:
+            state["spikes"] = self._spk
+        return state
+
+
+def build_native(plan: Plan, recurrent: torch.nn.Module | None = None) -> SnnTorchNeuron:
+    """The adapter for a plan; with `recurrent` (a bias-free Linear/Conv2d or a V tensor) the
+    neuron is an RLeaky/RSynaptic whose recurrence is that layer."""
+    kwargs = dict(plan.kwargs)
+    cls = plan.cls
+    if recurrent is not None:
+        cls = snn.RLeaky if cls is snn.Leaky else snn.RSynaptic
+        if isinstance(recurrent, torch.Tensor):
+            kwargs.update(all_to_all=False, V=recurrent.clone())
+        elif isinstance(recurrent, torch.nn.Linear):
+            kwargs.update(all_to_all=True, linear_features=recurrent.in_features)
+        else:
+            kwargs.update(all_to_all=True, conv2d_channels=recurrent.in_channels, kernel_size=recurrent.kernel_size)
+    neuron = cls(**kwargs)
+    if recurrent is not None and not isinstance(recurrent, torch.Tensor):
+        neuron.recurrent = recurrent
+    return SnnTorchNeuron(neuron, gain=plan.gain, bias=plan.bias, k=plan.k, output_v=plan.output_v)

@@ -1,0 +1,10 @@
+"""Entry point of the `nirbridge` plugin group: registers the `snntorch` backend."""
+
+from nirbridge.hookspecs import hookimpl
+
+
+@hookimpl
+def register_backends():
+    from .backend import SnnTorchBackend
+
+    return [SnnTorchBackend()]

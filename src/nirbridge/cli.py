@@ -1,0 +1,578 @@
+"""The `nirbridge` command line.
+
+    nirbridge backends                                  installed backends, failed plugins
+    nirbridge inspect net.nir [--json]                  nodes, shapes, inferred dt, policy
+    nirbridge check net.nir --to norse [--json]         gap report, converts nothing
+    nirbridge convert net.nir --to norse -o out.nir     the NIR graph norse runs exactly
+    nirbridge simulate net.nir --input x.npy -o y.npz   run the NumPy reference
+    nirbridge verify net.nir --backends numpy,norse     run several backends, compare
+    nirbridge plot net.nir --input x.npy -o run.png     raster and membrane plots
+
+Exit codes: 0 success; 1 the answer is "no" (`check`: some node is not exact, `verify`:
+backends disagree); 2 the command could not run (bad arguments, missing or malformed file,
+unknown backend, strict conversion refused). Errors are one line on stderr, never a
+traceback. Results go to stdout, progress to stderr.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, is_dataclass
+from pathlib import Path
+from typing import Any
+
+import click
+import numpy as np
+
+from .errors import GapError, NirbridgeError
+
+EXIT_OK, EXIT_NO, EXIT_ERROR = 0, 1, 2
+
+CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
+
+
+class InputFileError(NirbridgeError):
+    """An input array file given on the command line is missing or unreadable."""
+
+
+# ----------------------------------------------------------------------------- error handling
+
+
+class CommandError(click.ClickException):
+    """What every failure becomes: one line on stderr, exit code 2."""
+
+    exit_code = EXIT_ERROR
+
+    def show(self, file=None) -> None:  # noqa: D102 - click API
+        click.echo(f"nirbridge: error: {self.format_message()}", err=True)
+
+
+def _one_line(text: str) -> str:
+    lines = [ln.strip() for ln in str(text).splitlines() if ln.strip()]
+    return "; ".join(lines) if lines else "failed"
+
+
+def _gap_message(exc: GapError) -> str:
+    report = getattr(exc, "report", None)
+    problems = []
+    for gap in getattr(report, "gaps", None) or []:
+        status = getattr(gap, "status", "")
+        if status != "exact":
+            node = getattr(gap, "node", "?")
+            why = getattr(gap, "reason", "") or status
+            problems.append(f"{node} {status}: {why}")
+    if not problems:
+        return _one_line(str(exc))
+    target = getattr(report, "target", None)
+    head = f"cannot convert exactly{f' to {target}' if target else ''}"
+    return f"{head}: " + "; ".join(problems) + " (run `nirbridge check` for the full report)"
+
+
+def _os_message(exc: OSError) -> str:
+    where = exc.filename if exc.filename is not None else ""
+    what = exc.strerror or str(exc)
+    return f"{where}: {what}" if where else what
+
+
+class _Group(click.Group):
+    """Turns every expected failure of any subcommand into a `CommandError`."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except GapError as exc:
+            raise CommandError(_gap_message(exc)) from None
+        except NirbridgeError as exc:
+            raise CommandError(_one_line(str(exc))) from None
+        except OSError as exc:
+            raise CommandError(_one_line(_os_message(exc))) from None
+
+
+# ----------------------------------------------------------------------------- helpers
+
+
+def _progress(message: str) -> None:
+    click.echo(message, err=True)
+
+
+def _jsonable(value: Any) -> Any:
+    """Plain JSON data from reports, dataclasses, pydantic models and numpy values."""
+    if hasattr(value, "model_dump"):
+        return _jsonable(value.model_dump(mode="json"))
+    if is_dataclass(value) and not isinstance(value, type):
+        return _jsonable(asdict(value))
+    if isinstance(value, dict):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple, set, frozenset)):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, np.ndarray):
+        return _jsonable(value.tolist())
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, float) and not np.isfinite(value):
+        return str(value)
+    if isinstance(value, (str, int, float, bool)) or value is None:
+        return value
+    if isinstance(value, bytes):
+        return value.decode("utf-8", "replace")
+    return str(value)
+
+
+def _echo_json(data: Any) -> None:
+    if isinstance(data, str):  # already serialised (a report's to_json())
+        data = json.loads(data)
+    click.echo(json.dumps(_jsonable(data), indent=2, sort_keys=False))
+
+
+def _report_json(report: Any) -> Any:
+    to_json = getattr(report, "to_json", None)
+    return to_json() if callable(to_json) else _jsonable(report)
+
+
+def _load_graph(path: str):
+    from .io import load
+
+    return load(path)
+
+
+def _load_array(path: str) -> np.ndarray:
+    """A numeric array from a .npy file (never unpickles)."""
+    p = Path(path)
+    if not p.is_file():
+        raise InputFileError("no such file" if not p.exists() else "not a file", file=path)
+    try:
+        data = np.load(p, allow_pickle=False)
+    except ValueError as exc:
+        msg = str(exc)
+        if "pickle" in msg:
+            msg = "not a .npy array file (or one holding Python objects, which are not loaded)"
+        raise InputFileError(msg, file=path) from None
+    except (OSError, EOFError) as exc:
+        raise InputFileError(f"cannot read as .npy: {exc}", file=path) from None
+    if not isinstance(data, np.ndarray):
+        close = getattr(data, "close", None)
+        if callable(close):
+            close()
+        raise InputFileError("expected a single array in a .npy file, got an .npz archive", file=path)
+    if data.dtype.kind not in "biuf":
+        raise InputFileError(f"expected a numeric array, got dtype {data.dtype}", file=path)
+    if data.dtype.kind == "f":
+        bad = ~np.isfinite(data)
+        if bad.any():
+            idx = tuple(int(i) for i in np.argwhere(bad)[0])
+            raise InputFileError(f"input{list(idx)}: must be finite, got {data[idx]}", file=path)
+    else:
+        data = data.astype(np.float32)
+    return data
+
+
+def _input_for(graph, x: np.ndarray, path: str) -> np.ndarray:
+    """Accept (time, batch, *features) and, for convenience, (time, *features) as batch 1."""
+    shape = graph.input_shape()
+    if shape is not None and x.ndim == len(shape) + 1 and tuple(x.shape[1:]) == tuple(shape):
+        return x[:, None]
+    if x.ndim < 2:
+        raise InputFileError(
+            f"input shaped {x.shape}: expected (time, batch, *features)"
+            + (f" with features {tuple(shape)}" if shape is not None else ""),
+            file=path,
+        )
+    return x
+
+
+def _policy(graph, preset: str | None, dt: float | None):
+    """The policy to run `graph` under and where it came from: `--policy PRESET` if given,
+    else what `nirbridge.convert` would choose (the file's metadata, else the dt inferred
+    from the parameters with the `nir` preset, else the `nir` preset); `--dt` replaces dt."""
+    from .convert import resolve_source
+    from .policy import Policy
+
+    if preset:
+        policy, origin = Policy.preset(preset), f"chosen with --policy {preset}"
+    else:
+        resolved = resolve_source(graph)
+        policy, origin = resolved.policy, resolved.policy_origin
+    if dt is not None:
+        policy = Policy(**{**policy.model_dump(), "dt": dt})
+        origin += ", dt from --dt"
+    return policy, origin
+
+
+def _explicit_policy(graph, preset: str | None, dt: float | None):
+    """The policy the command line asks for, or None to leave the choice to the library."""
+    return _policy(graph, preset, dt)[0] if preset or dt is not None else None
+
+
+def _describe_policy(policy) -> str:
+    if policy is None:
+        return "none"
+    data = policy.model_dump(mode="json")
+    overrides = sorted(data.pop("overrides", None) or {})
+    overrides += [f"type {t}" for t in sorted(data.pop("type_overrides", None) or {})]
+    text = " ".join(f"{k}={v:g}" if isinstance(v, float) else f"{k}={v}" for k, v in data.items())
+    if overrides:
+        text += f" (+ overrides for {', '.join(overrides)})"
+    return text
+
+
+def _split_names(values: Sequence[str]) -> list[str]:
+    """`--record a --record b,c` -> [a, b, c]."""
+    out: list[str] = []
+    for v in values:
+        out += [n.strip() for n in v.split(",") if n.strip()]
+    return list(dict.fromkeys(out))
+
+
+def _atomic_write(path: str | Path, write: Callable[[Any], None]) -> Path:
+    """Write through a temporary file beside `path`, renamed into place."""
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            write(fh)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def _check_out_dir(path: str) -> None:
+    parent = Path(path).parent
+    if not parent.is_dir():
+        raise NirbridgeError(f"{path}: directory {str(parent)!r} does not exist")
+
+
+def _table(rows: list[Sequence[str]]) -> str:
+    widths = [max(len(str(r[c])) for r in rows) for c in range(len(rows[0]))]
+    lines = ["  ".join(str(cell).ljust(w) for cell, w in zip(r, widths)).rstrip() for r in rows]
+    lines.insert(1, "  ".join("-" * w for w in widths))
+    return "\n".join(lines)
+
+
+def _simulate(graph, x, policy, record, dtype=np.float32):
+    from .reference import simulate
+
+    start = time.perf_counter()
+    _progress(f"simulating {x.shape[0]} steps, batch {x.shape[1] if x.ndim > 1 else 1} ...")
+    result = simulate(graph, x, policy=policy, record=tuple(record), dtype=dtype)
+    _progress(f"done in {time.perf_counter() - start:.2f} s")
+    return result
+
+
+def _default_record(graph) -> list[str]:
+    """Every neuron node, nested ones by dotted name."""
+    from .graph import NEURON_TYPES
+
+    return [name for name, node in graph.walk() if node.type in NEURON_TYPES]
+
+
+POLICY_OPTION = click.option(
+    "--policy", "preset", metavar="PRESET",
+    help="Policy preset to run under (nir, snntorch, norse, sinabs, nir-paper); default: the "
+    "policy in the file's metadata, else the library's choice.",
+)
+DT_OPTION = click.option(
+    "--dt", type=click.FloatRange(min=0, min_open=True), default=None, metavar="SECONDS",
+    help="Time step, replacing the policy's.",
+)
+JSON_OPTION = click.option("--json", "as_json", is_flag=True, help="Print JSON instead of text.")
+
+
+# ----------------------------------------------------------------------------- commands
+
+
+@click.group(cls=_Group, context_settings=CONTEXT)
+@click.version_option(package_name="nirbridge", prog_name="nirbridge")
+def cli() -> None:
+    """Move spiking neural networks between frameworks through NIR without changing what
+    they compute.
+
+    Exit codes: 0 success; 1 the answer is no (check: some node is not exact; verify:
+    backends disagree); 2 error (bad arguments, missing or malformed file, unknown backend,
+    strict conversion refused), with one line on stderr."""
+
+
+@cli.command()
+@JSON_OPTION
+def backends(as_json: bool) -> None:
+    """List installed backends and plugins that failed to load."""
+    from . import plugins
+
+    found = plugins.backends()
+    dists = plugins.distributions()
+    failures = plugins.failures()
+    rows = []
+    for name, b in found.items():
+        rows.append({
+            "name": name,
+            "distribution": dists.get(name, ""),
+            "preset": b.preset,
+            "export": bool(getattr(b, "can_export", False)),
+            "import": bool(getattr(b, "can_import", False)),
+            "simulate": bool(getattr(b, "can_simulate", False)),
+            "description": b.description,
+        })
+    if as_json:
+        _echo_json({
+            "backends": rows,
+            "failed_plugins": [
+                {"distribution": f.distribution, "entry_point": f.entry_point, "error": f.error} for f in failures
+            ],
+        })
+        return
+    table = [("name", "distribution", "preset", "can", "description")]
+    for r in rows:
+        can = ",".join(k for k in ("export", "import", "simulate") if r[k]) or "-"
+        table.append((r["name"], r["distribution"], r["preset"], can, r["description"]))
+    click.echo(_table(table))
+    if failures:
+        click.echo("\nplugins that failed to load:")
+        for f in failures:
+            click.echo(f"  {f.distribution} (entry point {f.entry_point!r}): {_one_line(f.error)}")
+
+
+@cli.command()
+@click.argument("file", metavar="FILE.nir")
+@JSON_OPTION
+def inspect(file: str, as_json: bool) -> None:
+    """Show a .nir file: nodes and shapes, the time step its parameters imply, and the policy
+    stored in its metadata."""
+    from .policy import Policy
+
+    graph = _load_graph(file)
+    inference = Policy.infer(graph)
+    policy = Policy.from_metadata(graph.metadata)
+    if as_json:
+        nodes = []
+
+        def add(g, prefix):
+            shapes = g.shapes()
+            for name, node in g.nodes.items():
+                i, o = shapes.get(name, (None, None))
+                nodes.append({
+                    "name": prefix + name, "type": node.type,
+                    "input_shape": list(i) if i is not None else None,
+                    "output_shape": list(o) if o is not None else None,
+                    "parameters": node.parameter_count(),
+                })
+                if node.type == "NIRGraph":
+                    add(node, f"{prefix}{name}.")
+
+        add(graph, "")
+        _echo_json({
+            "file": file,
+            "nodes": nodes,
+            "edges": [list(e) for e in graph.edges],
+            "parameters": graph.parameter_count(),
+            "dt_inference": inference,
+            "policy": policy,
+            "metadata": graph.metadata,
+        })
+        return
+    click.echo(graph.summary())
+    click.echo("")
+    if inference.dt is not None:
+        click.echo(f"dt inferred from parameters: {inference.dt:g} s (confidence {inference.confidence})")
+    else:
+        click.echo(f"dt inferred from parameters: none (confidence {inference.confidence})")
+    if inference.message:
+        click.echo(f"  {inference.message}")
+    for node, text in inference.evidence.items():
+        click.echo(f"  {node}: {text}")
+    if policy is not None:
+        click.echo(f"policy in metadata: {_describe_policy(policy)}")
+    else:
+        click.echo("policy in metadata: none (nirbridge will use the inferred dt with the 'nir' preset, or pass --policy)")
+
+
+@cli.command()
+@click.argument("src", metavar="SRC.nir")
+@click.option("--to", "target", required=True, metavar="BACKEND", help="Target backend.")
+@POLICY_OPTION
+@DT_OPTION
+@JSON_OPTION
+def check(src: str, target: str, preset: str | None, dt: float | None, as_json: bool) -> None:
+    """Report, node by node, whether BACKEND can run SRC exactly (converts nothing).
+
+    Exit code 0 when every node is exact, 1 when any node is approximate or unsupported."""
+    from .convert import check as check_
+
+    graph = _load_graph(src)
+    report = check_(graph, to=target, policy=_explicit_policy(graph, preset, dt))
+    if as_json:
+        _echo_json(_report_json(report))
+    else:
+        click.echo(str(report))
+    sys.exit(EXIT_OK if _is_exact(report) else EXIT_NO)
+
+
+def _is_exact(report: Any) -> bool:
+    return bool(report.ok)
+
+
+@cli.command()
+@click.argument("src", metavar="SRC.nir")
+@click.option("--to", "target", required=True, metavar="BACKEND", help="Backend the graph is prepared for.")
+@click.option("-o", "--output", "out", required=True, metavar="OUT.nir", help="Where to write the graph.")
+@POLICY_OPTION
+@DT_OPTION
+@click.option("--no-strict", "lenient", is_flag=True, help="Write the graph even when some nodes are only approximate; the gaps are reported on stderr.")
+def convert(src: str, target: str, out: str, preset: str | None, dt: float | None, lenient: bool) -> None:
+    """Write the NIR graph that BACKEND runs exactly: BACKEND's rewrites applied (e.g. AvgPool2d
+    as SumPool2d + Scale, r folded into a Scale node, nested graphs inlined) and the policy
+    stored in the metadata. This is the file to hand to a toolchain that reads NIR.
+
+    Refused (exit code 2, nothing written) when a node is unsupported, or when a node or the
+    policy is only approximate, unless --no-strict."""
+    from .convert import plan
+    from .io import save
+
+    _check_out_dir(out)
+    graph = _load_graph(src)
+    p = plan(graph, target, policy=_explicit_policy(graph, preset, dt))
+    report = p.report
+    origin = p.source.policy_origin
+    if report.unsupported or (not lenient and not report.ok):
+        raise GapError(report)
+    if not report.ok:
+        _progress(f"warning: approximate conversion ({report.summary()}):")
+        for gap in report.approximate:
+            _progress(f"  {gap.node} ({gap.node_type}): {gap.reason}")
+    rewritten = [g.node for g in report.gaps if "rewrite" in g.maps_to or "inlined" in g.maps_to]
+    save(p.graph, out)
+    _progress(f"policy {origin}: {_describe_policy(p.policy)}")
+    if rewritten:
+        _progress(f"rewritten for {target}: {', '.join(rewritten)}")
+    _progress(f"wrote {out} ({sum(1 for _ in p.graph.walk())} nodes) for backend {target}")
+
+
+@cli.command()
+@click.argument("file", metavar="FILE.nir")
+@click.option("--input", "input_path", required=True, metavar="X.npy", help="Input array shaped (time, batch, *features); (time, *features) runs as batch 1.")
+@click.option("--record", multiple=True, metavar="NODE", help="Record the state of NODE (repeat, or separate names with commas).")
+@POLICY_OPTION
+@DT_OPTION
+@click.option("--float64", is_flag=True, help="Simulate in float64 (default float32).")
+@click.option("-o", "--output", "out", required=True, metavar="OUT.npz", help="Where to write outputs and recorded states.")
+def simulate(file: str, input_path: str, record: tuple[str, ...], preset: str | None, dt: float | None,
+             float64: bool, out: str) -> None:
+    """Run FILE on the NumPy reference simulator and save the results.
+
+    OUT.npz holds `outputs/<output node>` and `states/<node>/<v|I|spikes|y>` arrays shaped
+    (time, batch, ...) and `policy`, the policy used as JSON. Read it with
+    numpy.load(OUT, allow_pickle=False)."""
+    _check_out_dir(out)
+    graph = _load_graph(file)
+    x = _input_for(graph, _load_array(input_path), input_path)
+    policy, origin = _policy(graph, preset, dt)
+    _progress(f"policy {origin}: {_describe_policy(policy)}")
+    result = _simulate(graph, x, policy, _split_names(record), np.float64 if float64 else np.float32)
+    arrays = {f"outputs/{k}": np.asarray(v) for k, v in result.outputs.items()}
+    for node, state in result.states.items():
+        arrays.update({f"states/{node}/{var}": np.asarray(v) for var, v in state.items()})
+    used = getattr(result, "policy", None) or policy
+    if used is not None:
+        arrays["policy"] = np.array(json.dumps(used.model_dump(mode="json")))
+    _atomic_write(out, lambda fh: np.savez(fh, **arrays))
+    rows = [("array", "shape", "dtype", "spikes")]
+    for key, arr in arrays.items():
+        if key == "policy":
+            continue
+        binary = arr.size > 0 and np.isin(arr, (0, 1)).all() and (key.startswith("outputs/") or key.endswith("/spikes"))
+        rows.append((key, str(tuple(arr.shape)), str(arr.dtype), str(int(arr.sum())) if binary else "-"))
+    click.echo(_table(rows))
+    _progress(f"wrote {out}")
+
+
+@cli.command()
+@click.argument("file", metavar="FILE.nir")
+@click.option("--backends", "names", required=True, metavar="A,B,...", help="Backends to compare (comma-separated; the NumPy reference is always included).")
+@click.option("--input", "input_path", metavar="X.npy", help="Input array; default: a generated input that makes every layer fire.")
+@POLICY_OPTION
+@DT_OPTION
+@JSON_OPTION
+def verify(file: str, names: str, input_path: str | None, preset: str | None, dt: float | None, as_json: bool) -> None:
+    """Run FILE on several backends with the same input and compare spikes and potentials
+    node by node against the NumPy reference.
+
+    Exit code 0 when all agree, 1 when any differs."""
+    from .verify import verify as verify_
+
+    selected = _split_names([names])
+    if not selected:
+        raise NirbridgeError("--backends: name at least one backend")
+    from .plugins import get_backend
+
+    for name in selected:  # an unknown name is a usage error, not a disagreement
+        get_backend(name)
+    graph = _load_graph(file)
+    x = _input_for(graph, _load_array(input_path), input_path) if input_path else None
+    policy = _explicit_policy(graph, preset, dt)
+    _progress(f"verifying on {', '.join(selected)} ...")
+    start = time.perf_counter()
+    report = verify_(graph, backends=selected, inputs=x, policy=policy)
+    _progress(f"done in {time.perf_counter() - start:.2f} s")
+    if as_json:
+        _echo_json(_report_json(report))
+    else:
+        click.echo(str(report))
+    sys.exit(EXIT_OK if report.ok else EXIT_NO)
+
+
+@cli.command()
+@click.argument("file", metavar="FILE.nir")
+@click.option("--input", "input_path", required=True, metavar="X.npy", help="Input array shaped (time, batch, *features).")
+@click.option("--record", multiple=True, metavar="NODE", help="Nodes to plot (repeat, or comma-separated); default: every neuron node.")
+@POLICY_OPTION
+@DT_OPTION
+@click.option("--compare", "compare_to", metavar="BACKEND", help="Also convert to BACKEND, run it, and overlay its result on the reference's.")
+@click.option("--batch", default=0, show_default=True, type=click.IntRange(min=0), help="Which batch entry to draw.")
+@click.option("--max-neurons", default=8, show_default=True, type=click.IntRange(min=1), help="Membrane traces per node (the most active neurons).")
+@click.option("-o", "--output", "out", required=True, metavar="OUT.png", help="Where to write the figure.")
+def plot(file: str, input_path: str, record: tuple[str, ...], preset: str | None, dt: float | None,
+         compare_to: str | None, batch: int, max_neurons: int, out: str) -> None:
+    """Plot the input raster and, per node, membrane potential and output spikes over time
+    (NumPy reference), optionally overlaid with another backend's run."""
+    from . import plot as plotting
+
+    plotting.figure_format(out)  # fail before simulating: matplotlib missing, unknown format
+    _check_out_dir(out)
+    graph = _load_graph(file)
+    x = _input_for(graph, _load_array(input_path), input_path)
+    if batch >= x.shape[1]:
+        raise NirbridgeError(f"--batch {batch}: the input has batch size {x.shape[1]}")
+    nodes = _split_names(record) or _default_record(graph)
+    policy, origin = _policy(graph, preset, dt)
+    _progress(f"policy {origin}: {_describe_policy(policy)}")
+    result = _simulate(graph, x, policy, nodes)
+    other = None
+    labels = ("numpy", compare_to or "")
+    if compare_to:
+        from .convert import convert as convert_
+        from .plugins import get_backend
+
+        backend = get_backend(compare_to)
+        _progress(f"converting to {compare_to} and running it ...")
+        native = convert_(graph, to=compare_to, policy=policy)
+        other = backend.simulate(native, x, record=tuple(nodes))
+    fig = plotting.plot_result(
+        result, nodes=nodes, compare=other, input=x, graph=graph, batch=batch,
+        labels=labels, max_neurons=max_neurons, title=Path(file).name,
+    )
+    plotting.save_figure(fig, out)
+    _progress(f"wrote {out}")
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    """Console entry point."""
+    cli.main(args=list(argv) if argv is not None else None, prog_name="nirbridge")
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

@@ -1,0 +1,308 @@
+"""Exact graph rewrites, and the choice of rewrites that lets a backend run a graph exactly.
+
+- `avgpool_to_sumpool`: AvgPool2d = SumPool2d followed by Scale(1/k²) (padding counts as
+  zeros in both, docs/semantics.md).
+- `fold_r`: a neuron's `r` moves into a Scale node inserted in front of it and the neuron
+  gets r = 1 (its input enters linearly through r), for backends that cannot represent r.
+  Only the inserted node changes; no other node's weights are touched.
+- `maxpool2d`: for exporters. NIR has no max pooling; on binary input (spikes) a max pool is
+  exactly SumPool2d followed by Threshold(0.5). On other input there is no exact form.
+- nested graphs are inlined (`topology.flatten`) for backends without nested graphs.
+
+Inserted nodes are named after the node they serve (`lif1_r`, `pool1_scale`, `pool1_sum`);
+the original names keep their role, so recording `lif1` still reads the neuron.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Collection
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from .backend import Backend
+from .gaps import Gap
+from .graph import NEURON_TYPES, SPIKING_TYPES, AvgPool2d, Graph, Node, Scale, SumPool2d, Threshold, _pair
+from .policy import Policy
+
+Edge = tuple[str, str]
+
+#: node types whose input enters linearly through `r`, so `r` can move into a Scale in front
+R_TYPES = frozenset(NEURON_TYPES)
+
+
+# ----------------------------------------------------------------------------- graph surgery
+
+
+@dataclass
+class _Insert:
+    """Put `node` named after `name` + `suffix` before or after node `name`, which becomes `replacement`."""
+
+    where: str  # "before" | "after"
+    suffix: str
+    node: Node
+    replacement: Node
+
+
+def _fresh(taken: Collection[str], base: str) -> str:
+    name, i = base, 1
+    while name in taken:
+        name, i = f"{base}_{i}", i + 1
+    return name
+
+
+def _apply(graph: Graph, decide: Callable[[str, Node, Graph], _Insert | None], prefix: str = "") -> tuple[Graph, dict[str, str], dict[str, str]]:
+    """Apply `decide` to every node (nested graphs too, names dotted). Returns the new graph
+    and the renames of edge destinations and sources that the enclosing graph must apply."""
+    nodes: dict[str, Node] = {}
+    into: dict[str, str] = {}  # old destination -> new destination
+    out_of: dict[str, str] = {}  # old source -> new source
+    internal: list[Edge] = []
+    taken = set(graph.nodes)
+    for name, node in graph.nodes.items():
+        if isinstance(node, Graph):
+            sub, sub_in, sub_out = _apply(node, decide, f"{prefix}{name}.")
+            nodes[name] = sub
+            into |= {f"{name}.{a}": f"{name}.{b}" for a, b in sub_in.items()}
+            out_of |= {f"{name}.{a}": f"{name}.{b}" for a, b in sub_out.items()}
+            continue
+        change = decide(prefix + name, node, graph)
+        if change is None:
+            nodes[name] = node
+            continue
+        new = _fresh(taken, f"{name}{change.suffix}")
+        taken.add(new)
+        if change.where == "before":
+            nodes[new], nodes[name] = change.node, change.replacement
+            into[name] = new
+            internal.append((new, name))
+        else:
+            nodes[name], nodes[new] = change.replacement, change.node
+            out_of[name] = new
+            internal.append((name, new))
+    edges = [(out_of.get(s, s), into.get(d, d)) for s, d in graph.edges] + internal
+    return Graph(nodes=nodes, edges=edges, metadata=dict(graph.metadata)), into, out_of
+
+
+def _selected(names: Collection[str] | None, name: str) -> bool:
+    return names is None or name in names
+
+
+def avgpool_to_sumpool(graph: Graph, names: Collection[str] | None = None) -> Graph:
+    """Replace AvgPool2d nodes (all, or those in `names`, dotted for nested graphs) by
+    SumPool2d followed by Scale(1/k²). The SumPool2d keeps the name; the Scale is `<name>_scale`."""
+    shapes = _all_shapes(graph)
+
+    def decide(name: str, node: Node, _: Graph) -> _Insert | None:
+        if not isinstance(node, AvgPool2d) or not _selected(names, name):
+            return None
+        out_shape = shapes.get(name, (None, None))[1]
+        if out_shape is None:
+            from .errors import GraphValidationError, Problem
+
+            raise GraphValidationError(problems=[Problem(f"nodes.{name}", "output shape unknown: cannot size the Scale that replaces AvgPool2d")])
+        kh, kw = _pair(node.kernel_size, 2)
+        scale = Scale(scale=np.full(out_shape, 1.0 / (kh * kw), dtype=np.float32))
+        pool = SumPool2d(kernel_size=node.kernel_size, stride=node.stride, padding=node.padding, metadata=node.metadata)
+        return _Insert("after", "_scale", scale, pool)
+
+    return _apply(graph, decide)[0]
+
+
+def fold_r(graph: Graph, names: Collection[str] | None = None, types: Collection[str] = R_TYPES) -> Graph:
+    """Give neurons of `types` (all, or those in `names`) r = 1, with their r in a Scale node
+    `<name>_r` inserted in front of them. Neurons whose r is already 1 are left alone."""
+
+    def decide(name: str, node: Node, _: Graph) -> _Insert | None:
+        if node.type not in types or not _selected(names, name) or np.all(node.r == 1):
+            return None
+        scale = Scale(scale=node.r.copy())
+        return _Insert("before", "_r", scale, node.model_copy(update={"r": np.ones_like(node.r)}))
+
+    return _apply(graph, decide)[0]
+
+
+def _all_shapes(graph: Graph, prefix: str = "") -> dict[str, tuple[Any, Any]]:
+    shapes = {prefix + k: v for k, v in graph.shapes().items()}
+    for name, node in graph.nodes.items():
+        if isinstance(node, Graph):
+            shapes |= _all_shapes(node, f"{prefix}{name}.")
+    return shapes
+
+
+# ----------------------------------------------------------------------------- max pooling
+
+
+@dataclass
+class MaxPoolRewrite:
+    """What replaces a max pool: `nodes` to add (in order: `input` first, `output` last) and
+    the `edges` between them, plus the `gap` to put in the exporter's report. When the max pool
+    has no exact form, `nodes` is empty and `gap.status` is "unsupported"."""
+
+    gap: Gap
+    nodes: dict[str, Node] = field(default_factory=dict)
+    edges: list[Edge] = field(default_factory=list)
+    input: str = ""
+    output: str = ""
+
+
+MAXPOOL_SUGGESTION = (
+    "move the max pool directly after a spiking layer, where its input is binary spikes "
+    "(max of spikes = SumPool2d + Threshold(0.5), exact), or use AvgPool2d"
+)
+
+
+def maxpool2d(
+    name: str,
+    *,
+    kernel_size: Any,
+    stride: Any = None,
+    padding: Any = 0,
+    input_shape: tuple[int, int, int],
+    binary_input: bool,
+    dilation: Any = 1,
+    ceil_mode: bool = False,
+    taken: Collection[str] = (),
+) -> MaxPoolRewrite:
+    """The exact NIR form of a 2-d max pool over input shaped (C, H, W), if there is one.
+
+    With binary input the max of a window is 1 iff the window's sum is >= 1, so the pool
+    becomes SumPool2d (`<name>_sum`) followed by Threshold(0.5) (named `name`, so edges from
+    the max pool leave from it). Zero padding equals -inf padding here because every window
+    holds at least one real element. Non-binary input, dilation or ceil_mode: unsupported."""
+    stride = kernel_size if stride is None else stride
+    problems = []
+    if not binary_input:
+        problems.append("its input is not binary spikes, and NIR has no max pooling (the max of real values is not a sum)")
+    if np.any(np.asarray(dilation) != 1):
+        problems.append(f"dilation {np.asarray(dilation).tolist()} has no NIR pooling equivalent")
+    if ceil_mode:
+        problems.append("ceil_mode=True has no NIR pooling equivalent")
+    if problems:
+        suggestion = MAXPOOL_SUGGESTION if not binary_input else "use dilation=1 and ceil_mode=False"
+        return MaxPoolRewrite(Gap(name, "MaxPool2d", "unsupported", reason="; ".join(problems), suggestion=suggestion))
+    as_int = lambda v: np.asarray(_pair(v, 2), dtype=np.int64)  # noqa: E731
+    pool = SumPool2d(kernel_size=as_int(kernel_size), stride=as_int(stride), padding=as_int(padding))
+    out_shape = pool.output_shape(tuple(int(n) for n in input_shape))
+    sum_name = _fresh(set(taken) | {name}, f"{name}_sum")
+    nodes = {sum_name: pool, name: Threshold(threshold=np.full(out_shape, 0.5, dtype=np.float32))}
+    gap = Gap(name, "MaxPool2d", "exact", maps_to="SumPool2d + Threshold(0.5) (exact on spikes)")
+    return MaxPoolRewrite(gap, nodes, [(sum_name, name)], input=sum_name, output=name)
+
+
+def emits_binary(graph: Graph, name: str) -> bool:
+    """Whether node `name` only ever outputs 0 or 1: a spiking node, or a Flatten/Delay whose
+    single input emits binary values."""
+    seen: set[str] = set()
+
+    def binary(ref: str) -> bool:
+        if ref in seen:
+            return True  # a cycle of shape-only nodes adds nothing non-binary
+        seen.add(ref)
+        found = graph.resolve(ref)
+        if found is None:
+            return False
+        node = found[0].nodes[found[1]]
+        if node.type in SPIKING_TYPES:
+            return True
+        if node.type in ("Flatten", "Delay"):
+            incoming = [s for s, d in graph.edges if d == ref]
+            return len(incoming) == 1 and binary(incoming[0])
+        return False
+
+    return binary(name)
+
+
+# ----------------------------------------------------------------------------- per backend
+
+
+def _declared_exact(backend: Backend, node_type: str) -> bool:
+    support = backend.support.get(node_type)
+    return support is not None and support.status == "exact"
+
+
+def alternatives(backend: Backend) -> dict[str, str]:
+    """Node types this backend runs exactly only through a rewrite -> what they become."""
+    via: dict[str, str] = {}
+    if not _declared_exact(backend, "AvgPool2d") and _declared_exact(backend, "SumPool2d") and _declared_exact(backend, "Scale"):
+        via["AvgPool2d"] = "SumPool2d + Scale"
+    if not _declared_exact(backend, "NIRGraph"):
+        via["NIRGraph"] = "inlining"
+    if _declared_exact(backend, "Scale"):
+        for node_type in sorted(set(backend.unit_r) & R_TYPES):
+            via[node_type] = f"Scale(r) + {node_type}(r = 1)"
+    return via
+
+
+def _suggest(node_type: str, backend: Backend) -> str:
+    try:
+        from .plugins import backends
+
+        others = [n for n, b in backends().items() if n != backend.name and _declared_exact(b, node_type)]
+    except Exception:  # a broken registry must not hide the report
+        others = []
+    where = f" ({', '.join(others)} run {node_type} exactly)" if others else ""
+    return f"replace the {node_type} node, or convert to a backend that supports it{where}"
+
+
+def lower(graph: Graph, backend: Backend, policy: Policy) -> tuple[Graph, list[Gap]]:
+    """The graph `backend` runs (rewrites applied) and one Gap per node of `graph`. When any
+    node is unsupported the graph is returned unchanged."""
+    via = alternatives(backend)
+    gaps: list[Gap] = []
+    avg: set[str] = set()
+    fold: set[str] = set()
+    inline = False
+    for name, node in graph.walk():
+        if isinstance(node, Graph) and "NIRGraph" in via:
+            inline = True
+            gaps.append(Gap(name, "NIRGraph", "exact", maps_to="inlined into the enclosing graph (exact)"))
+            continue
+        support = backend.node_support(name, node, policy=policy.for_node(name, node.type))
+        if node.type == "AvgPool2d" and support.status != "exact" and "AvgPool2d" in via:
+            kh, kw = _pair(node.kernel_size, 2)
+            avg.add(name)
+            gaps.append(Gap(name, node.type, "exact", maps_to=f"SumPool2d + Scale(1/{kh * kw}) (exact rewrite)"))
+        elif node.type in backend.unit_r and node.type in R_TYPES and support.status != "unsupported" and not np.all(node.r == 1):
+            if node.type in via:
+                fold.add(name)
+                maps_to = f"Scale(r) + {support.maps_to or node.type} with r = 1 (exact rewrite)"
+                gaps.append(Gap(name, node.type, support.status, maps_to, support.reason, support.suggestion))
+            else:
+                gaps.append(
+                    Gap(
+                        name,
+                        node.type,
+                        "unsupported",
+                        reason=f"{backend.name} runs {node.type} with r = 1 only and has no Scale node to carry r",
+                        suggestion="multiply r into the weights of the layer feeding this node, if that layer feeds nothing else",
+                    )
+                )
+        else:
+            suggestion = support.suggestion
+            if support.status == "unsupported" and not suggestion:
+                suggestion = _suggest(node.type, backend)
+            gaps.append(Gap(name, node.type, support.status, support.maps_to, support.reason, suggestion))
+    if any(g.status == "unsupported" for g in gaps):
+        return graph, gaps
+    if avg:
+        graph = avgpool_to_sumpool(graph, avg)
+    if fold:
+        graph = fold_r(graph, fold)
+    if inline:
+        from .topology import flatten
+
+        graph = flatten(graph)
+    return graph, gaps
+
+
+__all__ = [
+    "MaxPoolRewrite",
+    "alternatives",
+    "avgpool_to_sumpool",
+    "emits_binary",
+    "fold_r",
+    "lower",
+    "maxpool2d",
+]

@@ -1,0 +1,326 @@
+"""verify(): run several backends on one input and compare each, node by node, with the
+NumPy reference.
+
+Tolerances (DESIGN.md, "Fidelity"): spike trains identical; potentials within
+rtol=1e-5, atol=1e-6 * max(1, |v_threshold|). A flipped spike where the potential of the
+side that did not spike lies within that tolerance of the threshold is a rounding tie:
+reported (`near_threshold`), not a failure, and what follows it in that batch element
+(from that step on, every node) is reported but not judged. Inputs are generated when not
+given (Bernoulli spikes at the lowest rate that makes every spiking layer fire); a layer
+that never fires is reported (`silent`) and makes the report fail, since a silent network
+matches anything.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import numpy as np
+
+from .errors import SimulationError
+from .gaps import GapReport
+from .graph import NEURON_TYPES, SPIKING_TYPES, Graph
+from .policy import Policy
+from .result import SimulationResult
+
+RTOL = 1e-5
+ATOL = 1e-6
+#: Bernoulli rates tried, lowest first, when inputs are generated
+RATES = (0.05, 0.1, 0.2, 0.3, 0.5, 0.7, 0.9)
+RECORDED_TYPES = NEURON_TYPES | SPIKING_TYPES
+
+
+@dataclass
+class NodeComparison:
+    """One node (or graph output) of one backend against the reference.
+
+    `identical`: every compared array equal bit for bit. `max_dv`: largest |difference| of
+    the potential (or value). `spike_diffs`/`spike_total`: differing and compared spike
+    entries. `first_diff_step`: first step with any difference beyond tolerance.
+    `near_threshold`: flips excused as rounding ties. `ok`: nothing else differs."""
+
+    node: str
+    identical: bool
+    ok: bool
+    max_dv: float | None = None
+    spike_diffs: int = 0
+    spike_total: int = 0
+    first_diff_step: int | None = None
+    near_threshold: int = 0
+    missing: list[str] = field(default_factory=list)
+
+    @property
+    def spike_fraction(self) -> float:
+        return self.spike_diffs / self.spike_total if self.spike_total else 0.0
+
+
+def _threshold_atol(graph: Graph | None, node: str) -> tuple[np.ndarray | None, np.ndarray]:
+    found = graph.resolve(node) if graph is not None else None
+    model = found[0].nodes[found[1]] if found else None
+    vth = getattr(model, "v_threshold", None)
+    if vth is None:
+        return None, np.asarray(ATOL)
+    vth = np.asarray(vth, dtype=np.float64)
+    return vth, ATOL * np.maximum(1.0, np.abs(vth))
+
+
+def _pairs(reference: SimulationResult, other: SimulationResult, nodes: list[str]):
+    """(name, reference states, other states, missing keys) for recorded nodes and outputs."""
+    for name in nodes:
+        ref = reference.states.get(name, {})
+        got = other.states.get(name, {})
+        yield name, ref, got, sorted(set(ref) - set(got))
+    for name, value in reference.outputs.items():
+        if name in nodes:
+            continue
+        got = other.outputs.get(name)
+        yield name, {"y": value}, ({"y": got} if got is not None else {}), ([] if got is not None else ["y"])
+
+
+def compare(reference: SimulationResult, other: SimulationResult, graph: Graph | None, nodes: list[str]) -> dict[str, NodeComparison]:
+    """Compare recorded states of `nodes` and every graph output of `other` with `reference`."""
+    pairs = list(_pairs(reference, other, nodes))
+    shape = next((v.shape for _, ref, _, _ in pairs for v in ref.values()), None)
+    steps, batch = (shape[0], shape[1]) if shape is not None and len(shape) >= 2 else (0, 0)
+    # pass 1: rounding ties (flips at potentials within tolerance of threshold)
+    ties: dict[str, np.ndarray] = {}
+    diverged = np.full(batch, steps)
+    for name, ref, got, _ in pairs:
+        if "spikes" not in ref or "spikes" not in got:
+            continue
+        flips = np.asarray(ref["spikes"]) != np.asarray(got["spikes"])
+        vth, atol = _threshold_atol(graph, name)
+        tie = np.zeros_like(flips)
+        if flips.any() and vth is not None and "v" in ref and "v" in got:
+            quiet_v = np.where(np.asarray(ref["spikes"]) > 0, np.asarray(got["v"], float), np.asarray(ref["v"], float))
+            tie = flips & (np.abs(quiet_v - vth) <= atol + RTOL * np.abs(vth))
+        ties[name] = tie
+        for b in range(batch):
+            hit = np.nonzero(tie[:, b].reshape(steps, -1).any(axis=1))[0]
+            if hit.size:
+                diverged[b] = min(diverged[b], int(hit[0]))
+    judged = np.arange(steps)[:, None] < diverged[None, :] if steps else None
+    # pass 2: differences, judged only before a batch element diverged at a tie
+    result: dict[str, NodeComparison] = {}
+    for name, ref, got, missing in pairs:
+        cmp = NodeComparison(name, identical=not missing, ok=False, missing=list(missing))
+        _, atol = _threshold_atol(graph, name)
+        tie = ties.get(name)
+        firsts: list[int] = []
+        failed = False
+        for key, value in ref.items():
+            if key not in got:
+                continue
+            a, b = np.asarray(value, dtype=np.float64), np.asarray(got[key], dtype=np.float64)
+            if a.shape != b.shape:
+                cmp.missing.append(f"{key} (shape {b.shape}, expected {a.shape})")
+                continue
+            cmp.identical &= bool(np.array_equal(a, b))
+            if key == "spikes" or (key == "y" and _binary(a) and _binary(b)):
+                diff = a != b
+                cmp.spike_diffs += int(diff.sum())
+                cmp.spike_total += int(diff.size)
+                bad = diff
+                if key == "spikes" and tie is not None:
+                    cmp.near_threshold += int((diff & tie).sum())
+                    bad = diff & ~tie
+            else:
+                delta = np.abs(a - b)
+                if key in ("v", "y") and delta.size:
+                    cmp.max_dv = max(cmp.max_dv or 0.0, float(delta.max()))
+                diff = bad = delta > (atol if key == "v" else ATOL) + RTOL * np.abs(a)
+            if diff.any():
+                firsts.append(int(np.nonzero(diff.reshape(diff.shape[0], -1).any(axis=1))[0][0]))
+            if judged is not None and bad.ndim >= 2 and bad.shape[:2] == judged.shape:
+                bad = bad & judged.reshape(judged.shape + (1,) * (bad.ndim - 2))
+            failed |= bool(bad.any())
+        cmp.identical &= not cmp.missing
+        cmp.first_diff_step = min(firsts, default=None)
+        cmp.ok = not cmp.missing and not failed
+        result[name] = cmp
+    return result
+
+
+def _binary(a: np.ndarray) -> bool:
+    return bool(np.all((a == 0) | (a == 1)))
+
+
+@dataclass
+class BackendVerification:
+    """One backend's run: per-node comparisons, its gap report, or the error that stopped it."""
+
+    backend: str
+    nodes: dict[str, NodeComparison] = field(default_factory=dict)
+    report: GapReport | None = None
+    error: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None and all(c.ok for c in self.nodes.values())
+
+
+@dataclass
+class VerifyReport:
+    """Results per backend; `rates` per spiking node of the reference; `silent` lists spiking
+    nodes that never fired (which makes `ok` false)."""
+
+    results: dict[str, BackendVerification]
+    rates: dict[str, float]
+    silent: list[str]
+    input_shape: tuple[int, ...]
+    input_rate: float | None
+    policy: Policy
+    seed: int
+
+    @property
+    def ok(self) -> bool:
+        return not self.silent and all(r.ok for r in self.results.values())
+
+    def __str__(self) -> str:
+        from .gaps import _table
+
+        head = f"verify on input {self.input_shape}" + (f" (Bernoulli p={self.input_rate:g}, seed {self.seed})" if self.input_rate is not None else "")
+        lines = [head + f": {'OK' if self.ok else 'FAILED'}"]
+        if self.rates:
+            lines.append("firing rates: " + ", ".join(f"{n} {r:.3f}" for n, r in self.rates.items()))
+        if self.silent:
+            lines.append(f"silent (never fire, so agreement proves nothing): {', '.join(self.silent)}")
+        rows = [("backend", "node", "result", "max |dv|", "spikes differ", "first diff step", "near threshold")]
+        for name, res in self.results.items():
+            if res.error:
+                rows.append((name, "-", f"error: {res.error}", "", "", "", ""))
+                continue
+            for node, c in res.nodes.items():
+                verdict = "identical" if c.identical else ("ok" if c.ok else "DIFFERENT")
+                if c.missing:
+                    verdict += f" (missing {', '.join(c.missing)})"
+                rows.append(
+                    (
+                        name,
+                        node,
+                        verdict,
+                        "" if c.max_dv is None else f"{c.max_dv:.3g}",
+                        f"{c.spike_fraction:.2%}" if c.spike_total else "",
+                        "" if c.first_diff_step is None else str(c.first_diff_step),
+                        str(c.near_threshold) if c.near_threshold else "",
+                    )
+                )
+        lines.append(_table(rows))
+        return "\n".join(lines)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "ok": self.ok,
+            "input_shape": list(self.input_shape),
+            "input_rate": self.input_rate,
+            "seed": self.seed,
+            "policy": self.policy.model_dump(mode="json"),
+            "rates": self.rates,
+            "silent": self.silent,
+            "backends": {
+                name: {
+                    "ok": r.ok,
+                    "error": r.error,
+                    "gaps": r.report.to_dict() if r.report is not None else None,
+                    "nodes": {n: asdict(c) | {"spike_fraction": c.spike_fraction} for n, c in r.nodes.items()},
+                }
+                for name, r in self.results.items()
+            },
+        }
+
+    def to_json(self, indent: int | None = 2) -> str:
+        return json.dumps(self.to_dict(), indent=indent)
+
+
+def recordable(graph: Graph) -> list[str]:
+    """Names (dotted inside nested graphs) of the neurons and spiking nodes of a graph."""
+    return [name for name, node in graph.walk() if node.type in RECORDED_TYPES]
+
+
+def firing_rates(result: SimulationResult, graph: Graph) -> dict[str, float]:
+    """Mean spike rate of every recorded spiking node."""
+    spiking = {name for name, node in graph.walk() if node.type in SPIKING_TYPES}
+    return {n: float(np.mean(s["spikes"])) for n, s in result.states.items() if n in spiking and "spikes" in s}
+
+
+def spike_inputs(graph: Graph, rate: float, *, steps: int, batch: int, seed: int) -> np.ndarray:
+    """Bernoulli(rate) spikes shaped (steps, batch, *input shape) for a graph's single Input."""
+    ins = list(graph.inputs().values())
+    if len(ins) != 1:
+        raise SimulationError(f"graph has {len(ins)} Input nodes; pass inputs explicitly")
+    shape = tuple(int(n) for n in np.atleast_1d(ins[0].shape))
+    rng = np.random.default_rng(seed)
+    return (rng.random((steps, batch, *shape)) < rate).astype(np.float32)
+
+
+def firing_inputs(graph: Graph, policy: Policy, *, steps: int = 50, batch: int = 4, seed: int = 0, record: list[str] | None = None):
+    """Spike inputs at the lowest rate of `RATES` that makes every spiking node fire.
+    Returns (inputs, rate, reference result); the highest rate tried when none does."""
+    from .reference import simulate
+
+    record = recordable(graph) if record is None else record
+    best = None
+    for rate in RATES:
+        x = spike_inputs(graph, rate, steps=steps, batch=batch, seed=seed)
+        result = simulate(graph, x, policy=policy, record=record)
+        rates = firing_rates(result, graph)
+        if all(r > 0 for r in rates.values()):
+            return x, rate, result
+        best = (x, rate, result)
+    return best
+
+
+def verify(
+    src: Any,
+    backends: list[str] | None = None,
+    inputs: Any = None,
+    policy: Policy | None = None,
+    record: list[str] | None = None,
+    seed: int = 0,
+    *,
+    source: str | None = None,
+    sample: Any = None,
+    steps: int = 50,
+    batch: int = 4,
+    strict: bool = False,
+) -> VerifyReport:
+    """Build `src` on each backend (default: all installed), run all on the same input and
+    compare each recorded node and output with the NumPy reference. `strict=True` raises
+    `SimulationError` when a spiking layer never fires."""
+    from .convert import plan, resolve_source
+    from .plugins import backends as installed
+    from .reference import simulate
+
+    resolved = resolve_source(src, source=source, policy=policy, sample=sample)
+    graph, pol = resolved.graph, resolved.policy
+    record = recordable(graph) if record is None else list(record)
+    if inputs is None:
+        x, rate, reference = firing_inputs(graph, pol, steps=steps, batch=batch, seed=seed, record=record)
+    else:
+        x, rate = np.asarray(inputs), None
+        reference = simulate(graph, x, policy=pol, record=record)
+    rates = firing_rates(reference, graph)
+    silent = [n for n, r in rates.items() if r == 0]
+    if strict and silent:
+        raise SimulationError(f"spiking nodes never fire on this input, so agreement would prove nothing: {', '.join(silent)}")
+    names = list(installed()) if backends is None else list(backends)
+    results: dict[str, BackendVerification] = {}
+    for name in names:
+        res = BackendVerification(name)
+        results[name] = res
+        try:
+            p = plan(graph, name, policy=pol)
+            res.report = p.report
+            if p.report.unsupported:
+                res.error = "cannot convert: " + "; ".join(f"{g.node}: {g.reason}" for g in p.report.unsupported)
+                continue
+            native = p.backend.from_nir(p.graph, policy=p.policy)
+            out = p.backend.simulate(native, x, record=tuple(record))
+        except Exception as exc:  # one backend's failure is a result, not the end of the run
+            res.error = f"{type(exc).__name__}: {exc}"
+            continue
+        res.nodes = compare(reference, out, graph, record)
+    shape = tuple(int(n) for n in np.shape(x)) if not isinstance(x, dict) else ()
+    return VerifyReport(results, rates, silent, shape, rate, pol, seed)

@@ -1,0 +1,134 @@
+"""The built-in NumPy backend passes the conformance suite every backend runs, and the suite
+itself catches broken backends."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from nirbridge import GapError, Policy
+from nirbridge.backend import Support
+from nirbridge.graph import NODE_TYPES
+from nirbridge.numpy_backend import NumpyBackend, NumpyModel
+from nirbridge.result import SimulationResult
+from nirbridge.testing import ZOO, BackendConformance, build_case
+
+
+class TestNumpyConformance(BackendConformance):
+    backend = NumpyBackend()
+
+
+def test_numpy_backend_claims_every_primitive_and_every_policy():
+    backend = NumpyBackend()
+    assert set(backend.support) == set(NODE_TYPES)
+    assert all(s.status == "exact" for s in backend.support.values())
+    for preset in ("nir", "snntorch", "norse", "sinabs", "nir-paper"):
+        assert backend.supports_policy(Policy.preset(preset)).status == "exact"
+
+
+def test_numpy_model_round_trip_keeps_the_policy():
+    backend = NumpyBackend()
+    policy = Policy.preset("snntorch")
+    graph = build_case("network", policy)
+    native = backend.from_nir(graph, policy=policy)
+    assert isinstance(native, NumpyModel) and backend.accepts(native)
+    back = backend.to_nir(native)
+    assert Policy.from_metadata(back.metadata) == policy
+    assert back.nodes.keys() == graph.nodes.keys() and back.edges == graph.edges
+
+
+# -- the suite catches what it should -----------------------------------------------------
+
+
+class _Flipped(NumpyBackend):
+    """Runs the reference but flips the first output spike of every LIF: wrong, not a tie."""
+
+    name = "flipped"
+
+    def simulate(self, native, x, *, record=()):
+        result = super().simulate(native, x, record=record)
+        states = {}
+        for name, s in result.states.items():
+            s = dict(s)
+            if "spikes" in s:
+                spikes = s["spikes"].copy()
+                spikes[0] = 1 - spikes[0]
+                s["spikes"] = spikes
+            states[name] = s
+        return SimulationResult(result.outputs, states)
+
+
+class _Partial(NumpyBackend):
+    """Claims only Linear and LIF; its from_nir forgets to refuse anything else."""
+
+    name = "partial"
+    support = {"Linear": Support("exact", "dense"), "LIF": Support("exact", "lif")}
+
+
+class _PartialRefusing(_Partial):
+    name = "partial-refusing"
+
+    def from_nir(self, graph, *, policy):
+        from nirbridge.convert import plan
+
+        report = plan(graph, self, policy=policy).report
+        if report.unsupported:
+            raise GapError(report)
+        return super().from_nir(graph, policy=policy)
+
+
+class _FlippedSuite(BackendConformance):
+    backend = _Flipped()
+
+
+class _PartialSuite(BackendConformance):
+    backend = _Partial()
+
+
+class _PartialRefusingSuite(BackendConformance):
+    backend = _PartialRefusing()
+    opt_out = {"recurrent_lif": "example reason", "round_trip[network]": "other reason"}
+
+
+def test_suite_fails_a_backend_that_changes_spikes():
+    with pytest.raises(AssertionError, match="differs from the reference"):
+        _FlippedSuite().test_agrees_with_reference("lif")
+
+
+def test_suite_runs_only_claimed_cases_and_checks_the_rest_refuse():
+    suite = _PartialSuite()
+    runnable = suite.runnable_cases()
+    assert "recurrent_lif" in runnable and "nirgraph" in runnable  # nested graphs are inlined
+    assert "conv2d" not in runnable and "cubalif" not in runnable
+    assert all(ZOO[c].types <= {"Linear", "LIF", "NIRGraph"} for c in runnable)
+    unsupported = suite.types_with("unsupported")
+    assert "Conv2d" in unsupported and "Linear" not in unsupported and "NIRGraph" not in unsupported
+    # convert refuses, but this backend's own from_nir returns a model: the suite must fail it
+    with pytest.raises(pytest.fail.Exception, match="DID NOT RAISE"):
+        suite.test_unsupported_raises_gap_error("Conv2d")
+    _PartialRefusingSuite().test_unsupported_raises_gap_error("Conv2d")
+
+
+def test_opt_outs_name_the_reason():
+    suite = _PartialRefusingSuite
+    assert suite._opt_out_reason("test_agrees_with_reference", "recurrent_lif") == "opted out: example reason"
+    assert suite._opt_out_reason("test_round_trip", "network") == "opted out: other reason"
+    assert suite._opt_out_reason("test_agrees_with_reference", "network") is None
+    with pytest.raises(pytest.skip.Exception, match="example reason"):
+        _PartialRefusingSuite()._skip_if_opted_out("test_round_trip", "recurrent_lif")
+
+
+def test_zoo_cases_fire_under_every_preset():
+    from nirbridge.reference import simulate
+    from nirbridge.verify import firing_inputs, firing_rates, recordable
+
+    for preset in ("nir", "snntorch", "norse", "sinabs", "nir-paper"):
+        policy = Policy.preset(preset)
+        for name, case in ZOO.items():
+            graph = build_case(name, policy)
+            if case.real_inputs:
+                x = np.random.default_rng(0).uniform(0, 1, (20, 2, 4)).astype(np.float32)
+                rates = firing_rates(simulate(graph, x, policy=policy, record=recordable(graph)), graph)
+            else:
+                rates = firing_rates(firing_inputs(graph, policy, steps=30, batch=2, record=recordable(graph))[2], graph)
+            assert all(0 < r < 1 for r in rates.values()), (preset, name, rates)
