@@ -41,26 +41,21 @@ METADATA_VERSION = 1
 _METADATA_MAX_CHARS = 1 << 20
 
 
-def _pydantic_problems(exc: pydantic.ValidationError, prefix: str = "") -> list[Problem]:
+def _pydantic_problems(exc: pydantic.ValidationError) -> list[Problem]:
     problems = []
     for err in exc.errors():
-        path = prefix + ".".join(str(p) for p in err["loc"])
+        path = ".".join(str(p) for p in err["loc"])
         kind, msg, got = err["type"], err["msg"], err.get("input")
         inner = err.get("ctx", {}).get("error")
         if isinstance(inner, PolicyError):  # raised by a nested model or a validator below
             problems += [Problem(".".join(filter(None, (path, p.path))), p.message) for p in inner.problems]
-            continue
-        if kind == "extra_forbidden":
-            msg = "unknown field"
-        elif kind == "missing":
-            msg = "missing"
+        elif kind == "extra_forbidden":
+            problems.append(Problem(path, "unknown field"))
         elif kind == "value_error":
-            msg = msg.removeprefix("Value error, ")
+            problems.append(Problem(path, msg.removeprefix("Value error, ")))
         else:
-            msg = msg[0].lower() + msg[1:] if msg else msg
-        if kind not in ("extra_forbidden", "missing", "value_error") and not isinstance(got, dict):
-            msg = f"{msg}, got {got!r}"
-        problems.append(Problem(path.rstrip("."), msg))
+            msg = "must be" + msg.removeprefix("Input should be")
+            problems.append(Problem(path, msg if isinstance(got, dict) else f"{msg}, got {got!r}"))
     return problems
 
 
@@ -69,7 +64,7 @@ class _Model(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    def __init__(self, **data: Any) -> None:
+    def __init__(self, /, **data: Any) -> None:
         try:
             super().__init__(**data)
         except pydantic.ValidationError as exc:
@@ -336,8 +331,8 @@ def _norse(**changes: Any) -> dict[str, Any]:
 
 
 def _sinabs(**changes: Any) -> dict[str, Any]:
-    """Sinabs (SynSense; not installed here: facts from its sources, `sinabs/nir.py`,
-    `layers/lif.py`, `activation/spike_generation.py`, `layers/functional/lif.py`).
+    """Sinabs 3.1.3 (SynSense; an optional dependency: `sinabs/nir.py`, `layers/lif.py`,
+    `activation/spike_generation.py`, `layers/functional/lif.py`).
 
     - dt 1: time constants are in steps (`alpha_mem = exp(-1/tau_mem)`).
     - integration exact: that `exp(-1/tau)`.
@@ -544,7 +539,7 @@ def infer_dt(graph) -> DtInference:
     if not isinstance(graph, Graph):
         graph = Graph.from_nir(graph)
     evidence: dict[str, str] = {}
-    estimates: list[tuple[str, str, float, float, float]] = []  # node, ratio, median, min, max
+    estimates: list[tuple[str, float, float]] = []  # node, smallest and largest tau/gain
     for name, node in graph.walk():
         pairs = _TIME_CONSTANTS.get(node.type)
         if pairs is None:
@@ -568,7 +563,7 @@ def infer_dt(graph) -> DtInference:
             if hi - lo > INFER_RTOL * hi:
                 parts.append(f"{label} varies from {lo:.6g} to {hi:.6g} across neurons: no single dt")
                 continue
-            estimates.append((name, label, float(np.median(ratio)), lo, hi))
+            estimates.append((name, lo, hi))
             parts.append(f"{label} = {_round_sig([(lo, hi)]):.6g}")
         evidence[name] = "; ".join(parts)
     if not estimates:
@@ -577,9 +572,9 @@ def infer_dt(graph) -> DtInference:
             message="no evidence of dt: no LIF/LI/CubaLIF/CubaLI node has r or w_in != 1; "
             "the graph does not record the step it was made for",
         )
-    clusters: list[list[tuple[str, str, float, float, float]]] = []
-    for est in sorted(estimates, key=lambda e: e[2]):
-        if clusters and est[2] - clusters[-1][0][2] <= INFER_RTOL * est[2]:
+    clusters: list[list[tuple[str, float, float]]] = []
+    for est in sorted(estimates, key=lambda e: e[1]):
+        if clusters and est[2] - clusters[-1][0][1] <= INFER_RTOL * est[2]:
             clusters[-1].append(est)
         else:
             clusters.append([est])
@@ -591,10 +586,10 @@ def infer_dt(graph) -> DtInference:
     best = clusters[0]
     nodes = sorted({e[0] for e in best})
     if len(clusters) > 1 and weight(clusters[1]) == weight(best):
-        values = ", ".join(f"{_round_sig([(e[3], e[4]) for e in c]):.6g}" for c in clusters)
+        values = ", ".join(f"{_round_sig([e[1:] for e in c]):.6g}" for c in clusters)
         return DtInference(dt=None, confidence="none", evidence=evidence,
-                           message=f"no dt: nodes disagree equally ({values})")
-    dt = _round_sig([(e[3], e[4]) for e in best])
+                           message=f"no dt: the estimates disagree, none has more support ({values})")
+    dt = _round_sig([e[1:] for e in best])
     others = [e for c in clusters[1:] for e in c]
     for node_name in sorted({e[0] for e in others}):
         evidence[node_name] += f" (disagrees with dt = {dt:.6g})"
