@@ -36,7 +36,7 @@ CURRENT_BASED = (g.CubaLI, g.CubaLIF)
 def native_reason(node: g.Node, policy: Policy) -> str:
     """Why a stock Norse cell cannot run `node` under `policy` exactly ("" when it can)."""
     why = []
-    if policy.integration != "euler":
+    if policy.integration != "euler" and not isinstance(node, (g.I, g.IF)):  # I, IF do not decay
         why.append(f"integration {policy.integration!r} (Norse integrates with forward Euler)")
     if isinstance(node, SPIKING):
         if policy.threshold != "gt":

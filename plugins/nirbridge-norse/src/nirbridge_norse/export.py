@@ -157,6 +157,8 @@ def to_nir(model: torch.nn.Module, *, policy: Policy | None = None, sample: Any 
         b.gap("(policy)", "Policy", "unsupported", reason=p, suggestion="export without a policy (the norse preset at the model's dt) or with another dt only")
     b.nodes["input"] = g.Input(shape=np.array(sample.shape[lead:], dtype=np.int64))
     outs = _walk(b, calls, sample, lead)
+    if any(gp.status == "unsupported" for gp in b.gaps):
+        raise GapError(GapReport(b.gaps, source="norse", target="nir", policy=base))
     if not outs:
         fed = {s for s, _ in b.edges}
         outs = [n for n in b.nodes if n not in fed and n != "input" and "." not in n]
@@ -231,6 +233,7 @@ def _walk(b: _Builder, calls: list[_Call], sample: torch.Tensor, lead: int) -> l
         per_step = len(calls) // steps
         calls = calls[:per_step]  # a forward looping over time: read its first step
         counts = {k: 1 for k in counts}
+        b.nodes["input"] = g.Input(shape=np.array(sample.shape[2:], dtype=np.int64))
     for c in calls:
         name = _node_name(c.name)
         x = c.input
@@ -249,8 +252,9 @@ def _walk(b: _Builder, calls: list[_Call], sample: torch.Tensor, lead: int) -> l
         in_shape = tuple(int(n) for n in x.shape[lead:])
         out_name = _convert(b, name, c.module, source, in_shape, lead)
         out = _first_output(c.output)
-        if out_name is not None and isinstance(out, torch.Tensor):
-            produced[id(out)] = out_name
+        if isinstance(out, torch.Tensor):
+            # an unsupported module still names its output, so what follows is judged on its own
+            produced[id(out)] = out_name if out_name is not None else name
             keep.append(out)
     return [produced[i] for i in final.output if i in produced]
 
