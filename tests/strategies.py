@@ -18,6 +18,8 @@ that `nir.write` cannot store as None. Shapes are computed here independently of
 
 from __future__ import annotations
 
+from functools import lru_cache
+
 import numpy as np
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
@@ -55,6 +57,7 @@ def node_names() -> st.SearchStrategy[str]:
     return st.text(_NAME_CHARS, min_size=1, max_size=10)
 
 
+@lru_cache(maxsize=None)
 def _names(n: int) -> st.SearchStrategy[list[str]]:
     return st.lists(node_names(), min_size=n, max_size=n, unique=True)
 
@@ -63,6 +66,7 @@ def _width(dtype) -> int:
     return np.dtype(dtype).itemsize * 8
 
 
+@lru_cache(maxsize=None)
 def float_arrays(shape, dtype, *, low=None, high=None) -> st.SearchStrategy[np.ndarray]:
     """Finite float arrays (subnormals, -0.0 and extremes included unless bounded)."""
     elements = st.floats(low, high, allow_nan=False, allow_infinity=False, width=_width(dtype))
@@ -90,6 +94,7 @@ _ARRAYS = hnp.arrays(
 _STRING_LISTS = st.lists(_TEXT, min_size=1, max_size=3)
 
 
+@lru_cache(maxsize=None)
 def metadata(max_leaves: int = 6) -> st.SearchStrategy[dict]:
     """Flat or nested metadata: str, bool, int64, float, numeric arrays, lists of str, dicts."""
     leaves = st.one_of(_SCALARS, _ARRAYS, _STRING_LISTS)
@@ -97,6 +102,7 @@ def metadata(max_leaves: int = 6) -> st.SearchStrategy[dict]:
     return st.dictionaries(_KEYS, values, max_size=4)
 
 
+@lru_cache(maxsize=None)
 def _maybe_metadata():
     return st.one_of(st.just({}), metadata())
 

@@ -21,7 +21,7 @@ from nirbridge.plugins import temporary
 from nirbridge.reference import simulate
 from nirbridge.rewrite import emits_binary, maxpool2d
 from nirbridge.testing import build_case
-from nirbridge.verify import compare, recordable, spike_inputs
+from nirbridge.verify import spike_inputs
 
 
 @pytest.fixture(autouse=True)

@@ -6,12 +6,20 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from nirbridge import GapError, Policy
+from nirbridge import GapError, Policy, plugins
 from nirbridge.backend import Support
 from nirbridge.graph import NODE_TYPES
 from nirbridge.numpy_backend import NumpyBackend, NumpyModel
 from nirbridge.result import SimulationResult
 from nirbridge.testing import ZOO, BackendConformance, build_case
+
+
+@pytest.fixture(autouse=True)
+def _no_entry_points(monkeypatch):
+    monkeypatch.setenv("NIRBRIDGE_DISABLE_PLUGINS", "1")
+    plugins.reset()
+    yield
+    plugins.reset()
 
 
 class TestNumpyConformance(BackendConformance):

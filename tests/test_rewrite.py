@@ -4,6 +4,8 @@ choice of rewrites per backend."""
 
 from __future__ import annotations
 
+import os
+
 import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -21,7 +23,7 @@ from nirbridge.rewrite import alternatives, avgpool_to_sumpool, emits_binary, fo
 from nirbridge.testing import build_case, neuron_params
 from nirbridge.verify import compare
 
-SETTINGS = settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+SETTINGS = settings(max_examples=int(os.environ.get("NIRBRIDGE_EXAMPLES", "25")), deadline=None, suppress_health_check=[HealthCheck.too_slow])
 PRESETS = st.sampled_from(["nir", "snntorch", "norse", "sinabs", "nir-paper"])
 F = np.float32
 
@@ -43,10 +45,13 @@ def spikes(rng, steps, batch, dims, rate=0.4):
 
 
 def assert_same_behaviour(a: Graph, b: Graph, x, policy, nodes):
-    """`b` behaves like `a`: identical spikes (rounding ties excepted), potentials within tolerance."""
+    """`b` behaves like `a`: identical spikes (rounding ties excepted), potentials equal up to
+    float32 rounding. The rewrites multiply in another order, and these tests drive neurons
+    to several times their threshold, so potentials carry a few ulps of that scale: the
+    absolute tolerance is 1e-5 * max(1, scale) instead of verify()'s 1e-6."""
     ra = simulate(a, x, policy=policy, record=nodes)
     rb = simulate(b, x, policy=policy, record=nodes)
-    result = compare(ra, rb, a, nodes)
+    result = compare(ra, rb, a, nodes, atol=1e-5)
     bad = {n: c for n, c in result.items() if not c.ok}
     assert not bad, bad
     return ra
@@ -104,7 +109,7 @@ def test_avgpool_equals_sumpool_then_scale(pool, preset, seed):
 
 @SETTINGS
 @given(
-    kind=st.sampled_from(["I", "IF", "LI", "LIF", "CubaLI", "CubaLIF"]),
+    kind=st.sampled_from(["I", "IF", "LI", "LIF"]),
     recurrent=st.booleans(),
     preset=PRESETS,
     seed=st.integers(0, 2**16),
@@ -123,7 +128,7 @@ def test_fold_r_into_a_scale_is_exact(kind, recurrent, preset, seed):
         "output": {"type": "Output", "shape": shape(5)},
     }
     edges = [("input", "fc"), ("fc", "n"), ("n", "output")]
-    if recurrent:
+    if recurrent and kind != "I":  # an integrator in a loop grows without bound: nothing to test
         nodes["rec"] = {"type": "Linear", "weight": rng.uniform(-0.3, 0.3, (5, 5)).astype(F)}
         edges += [("n", "rec"), ("rec", "n")]
     g = Graph.from_dict({"nodes": nodes, "edges": edges})
@@ -131,12 +136,19 @@ def test_fold_r_into_a_scale_is_exact(kind, recurrent, preset, seed):
     np.testing.assert_array_equal(folded.nodes["n"].r, np.ones(5, F))
     np.testing.assert_array_equal(folded.nodes["n_r"].scale, params["r"])
     assert folded.nodes["fc"] == g.nodes["fc"]  # nobody else's weights change
-    if recurrent:
+    if "rec" in nodes:
         assert folded.nodes["rec"] == g.nodes["rec"] and ("rec", "n_r") in folded.edges
     x = spikes(rng, 30, 2, (4,), rate=0.5)
     ra = assert_same_behaviour(g, folded, x, policy, ["n"])
-    if kind in ("IF", "LIF", "CubaLIF"):
+    if kind in ("IF", "LIF"):
         assert ra.states["n"]["spikes"].any()
+    assert np.abs(ra.states["n"]["v"]).max() > 0
+
+
+def test_fold_r_is_limited_to_nodes_where_it_changes_no_state():
+    g = build_case("cubalif", Policy.preset("nir"))
+    assert fold_r(g) == g  # r scales CubaLIF's current I: folding it would change that state
+    assert fold_r(g, types={"CubaLIF"}).nodes.keys() != g.nodes.keys()
 
 
 def test_fold_r_leaves_unit_r_alone_and_reaches_nested_graphs():
@@ -205,10 +217,15 @@ def test_maxpool_on_non_binary_input_is_unsupported():
     assert "after a spiking layer" in rw.gap.suggestion
 
 
-@pytest.mark.parametrize("extra, words", [({"dilation": 2}, "dilation [2]"), ({"ceil_mode": True}, "ceil_mode=True")])
+@pytest.mark.parametrize("extra, words", [({"dilation": 2}, "dilation (2, 2)"), ({"ceil_mode": True}, "ceil_mode=True")])
 def test_maxpool_options_without_nir_equivalent_are_unsupported(extra, words):
     rw = maxpool2d("mp", kernel_size=2, input_shape=(1, 5, 5), binary_input=True, **extra)
     assert rw.gap.status == "unsupported" and words in rw.gap.reason
+
+
+def test_maxpool_on_a_wrong_input_shape_names_the_node():
+    with pytest.raises(nirbridge.GraphValidationError, match="nodes.mp: max pool: expects \\(channels, height, width\\)"):
+        maxpool2d("mp", kernel_size=2, input_shape=(4, 4), binary_input=True)
 
 
 def test_emits_binary_follows_shape_only_nodes():
@@ -259,7 +276,7 @@ def test_backend_without_avgpool_gets_the_rewrite():
     p = plan(g, NoAvgPool())
     assert p.report.ok and p.report["avgpool2d"].maps_to == "SumPool2d + Scale(1/4) (exact rewrite)"
     assert [p.graph.nodes[n].type for n in ("avgpool2d", "avgpool2d_scale")] == ["SumPool2d", "Scale"]
-    assert any("rewrites applied for no-avgpool: avgpool2d" in n for n in p.report.notes)
+    assert "rewrites applied for no-avgpool: avgpool2d (SumPool2d + Scale)" in p.report.notes
 
 
 def test_backend_lacking_r_gets_a_scale_in_front():
@@ -298,5 +315,6 @@ def test_lower_returns_the_graph_unchanged_when_something_is_unsupported():
         name = "nothing"
         support = {"Scale": Support("exact", "gain")}
 
-    lowered, gaps = lower(g, Nothing(), Policy.preset("nir"))
-    assert lowered is g and [x.status for x in gaps if x.node == "avgpool2d"] == ["unsupported"]
+    lowering = lower(g, Nothing(), Policy.preset("nir"))
+    assert lowering.graph is g and lowering.rewritten == {}
+    assert [x.status for x in lowering.gaps if x.node == "avgpool2d"] == ["unsupported"]

@@ -27,6 +27,11 @@ from .errors import (
 from .graph import Graph
 from .policy import NodePolicy, Policy
 
+# `convert` and `verify` are also submodule names: import the functions eagerly so that a later
+# `import nirbridge.convert` cannot replace them with the modules.
+from .convert import check, convert  # noqa: E402
+from .verify import VerifyReport, verify  # noqa: E402
+
 __version__ = "0.1.0"
 
 # name -> module; imported on first use so `import nirbridge` stays light
@@ -35,10 +40,6 @@ _LAZY = {
     "save": "io",
     "simulate": "reference",
     "SimulationResult": "result",
-    "convert": "convert",
-    "check": "convert",
-    "verify": "verify",
-    "VerifyReport": "verify",
     "backends": "plugins",
     "get_backend": "plugins",
     "hookimpl": "hookspecs",
@@ -79,5 +80,9 @@ __all__ = [
     "UnknownBackendError",
     "UnsafeFileError",
     "UnsupportedVersionError",
+    "VerifyReport",
+    "check",
+    "convert",
+    "verify",
     *_LAZY,
 ]

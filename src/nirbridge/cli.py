@@ -21,6 +21,7 @@ import os
 import sys
 import tempfile
 import time
+import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, is_dataclass
 from pathlib import Path
@@ -141,24 +142,26 @@ def _load_graph(path: str):
 
 
 def _load_array(path: str) -> np.ndarray:
-    """A numeric array from a .npy file (never unpickles)."""
+    """A finite numeric array from a .npy file. Never unpickles: object arrays are refused."""
     p = Path(path)
     if not p.is_file():
         raise InputFileError("no such file" if not p.exists() else "not a file", file=path)
+    with open(p, "rb") as fh:
+        magic = fh.read(6)
+    if magic[:4] == b"PK\x03\x04":
+        raise InputFileError("is an .npz archive; expected a single array saved with numpy.save (.npy)", file=path)
+    if magic != b"\x93NUMPY":
+        raise InputFileError("not a .npy file (saved with numpy.save)", file=path)
     try:
         data = np.load(p, allow_pickle=False)
     except ValueError as exc:
-        msg = str(exc)
-        if "pickle" in msg:
-            msg = "not a .npy array file (or one holding Python objects, which are not loaded)"
+        if "pickle" in str(exc):
+            msg = "holds Python objects (dtype object), which are never loaded; save a numeric array"
+        else:
+            msg = f"damaged .npy file ({exc})"
         raise InputFileError(msg, file=path) from None
     except (OSError, EOFError) as exc:
-        raise InputFileError(f"cannot read as .npy: {exc}", file=path) from None
-    if not isinstance(data, np.ndarray):
-        close = getattr(data, "close", None)
-        if callable(close):
-            close()
-        raise InputFileError("expected a single array in a .npy file, got an .npz archive", file=path)
+        raise InputFileError(f"damaged .npy file ({exc})", file=path) from None
     if data.dtype.kind not in "biuf":
         raise InputFileError(f"expected a numeric array, got dtype {data.dtype}", file=path)
     if data.dtype.kind == "f":
@@ -201,6 +204,11 @@ def _policy(graph, preset: str | None, dt: float | None):
         policy = Policy(**{**policy.model_dump(), "dt": dt})
         origin += ", dt from --dt"
     return policy, origin
+
+
+def _progress_policy(policy, origin: str) -> None:
+    _progress(f"policy: {_describe_policy(policy)}")
+    _progress(f"  ({origin})")
 
 
 def _explicit_policy(graph, preset: str | None, dt: float | None):
@@ -396,15 +404,19 @@ def inspect(file: str, as_json: bool) -> None:
 @click.option("--to", "target", required=True, metavar="BACKEND", help="Target backend.")
 @POLICY_OPTION
 @DT_OPTION
+@click.option("--probe", "probe_path", metavar="X.npy", help="Input on which to measure how many spikes approximate nodes change.")
 @JSON_OPTION
-def check(src: str, target: str, preset: str | None, dt: float | None, as_json: bool) -> None:
+def check(src: str, target: str, preset: str | None, dt: float | None, probe_path: str | None, as_json: bool) -> None:
     """Report, node by node, whether BACKEND can run SRC exactly (converts nothing).
 
-    Exit code 0 when every node is exact, 1 when any node is approximate or unsupported."""
+    Exit code 0 when every node and the policy are exact, 1 when anything is approximate or
+    unsupported."""
     from .convert import check as check_
 
     graph = _load_graph(src)
-    report = check_(graph, to=target, policy=_explicit_policy(graph, preset, dt))
+    probe = _input_for(graph, _load_array(probe_path), probe_path) if probe_path else None
+    report = check_(graph, to=target, policy=_explicit_policy(graph, preset, dt), probe=probe)
+    report.source = src
     if as_json:
         _echo_json(_report_json(report))
     else:
@@ -437,6 +449,7 @@ def convert(src: str, target: str, out: str, preset: str | None, dt: float | Non
     graph = _load_graph(src)
     p = plan(graph, target, policy=_explicit_policy(graph, preset, dt))
     report = p.report
+    report.source = src
     origin = p.source.policy_origin
     if report.unsupported or (not lenient and not report.ok):
         raise GapError(report)
@@ -446,10 +459,11 @@ def convert(src: str, target: str, out: str, preset: str | None, dt: float | Non
             _progress(f"  {gap.node} ({gap.node_type}): {gap.reason}")
     rewritten = [g.node for g in report.gaps if "rewrite" in g.maps_to or "inlined" in g.maps_to]
     save(p.graph, out)
-    _progress(f"policy {origin}: {_describe_policy(p.policy)}")
+    _progress_policy(p.policy, origin)
     if rewritten:
         _progress(f"rewritten for {target}: {', '.join(rewritten)}")
-    _progress(f"wrote {out} ({sum(1 for _ in p.graph.walk())} nodes) for backend {target}")
+    what = "with its policy in the metadata" if p.backend is None else f"for backend {target}"
+    _progress(f"wrote {out} ({sum(1 for _ in p.graph.walk())} nodes) {what}")
 
 
 @cli.command()
@@ -471,7 +485,7 @@ def simulate(file: str, input_path: str, record: tuple[str, ...], preset: str | 
     graph = _load_graph(file)
     x = _input_for(graph, _load_array(input_path), input_path)
     policy, origin = _policy(graph, preset, dt)
-    _progress(f"policy {origin}: {_describe_policy(policy)}")
+    _progress_policy(policy, origin)
     result = _simulate(graph, x, policy, _split_names(record), np.float64 if float64 else np.float32)
     arrays = {f"outputs/{k}": np.asarray(v) for k, v in result.outputs.items()}
     for node, state in result.states.items():
@@ -540,26 +554,30 @@ def plot(file: str, input_path: str, record: tuple[str, ...], preset: str | None
     """Plot the input raster and, per node, membrane potential and output spikes over time
     (NumPy reference), optionally overlaid with another backend's run."""
     from . import plot as plotting
+    from .plugins import get_backend
 
-    plotting.figure_format(out)  # fail before simulating: matplotlib missing, unknown format
     _check_out_dir(out)
     graph = _load_graph(file)
     x = _input_for(graph, _load_array(input_path), input_path)
     if batch >= x.shape[1]:
         raise NirbridgeError(f"--batch {batch}: the input has batch size {x.shape[1]}")
+    backend = get_backend(compare_to) if compare_to else None
+    plotting.figure_format(out)  # fail before simulating: matplotlib missing, unknown format
     nodes = _split_names(record) or _default_record(graph)
     policy, origin = _policy(graph, preset, dt)
-    _progress(f"policy {origin}: {_describe_policy(policy)}")
+    _progress_policy(policy, origin)
     result = _simulate(graph, x, policy, nodes)
     other = None
     labels = ("numpy", compare_to or "")
-    if compare_to:
+    if backend is not None:
         from .convert import convert as convert_
-        from .plugins import get_backend
 
-        backend = get_backend(compare_to)
         _progress(f"converting to {compare_to} and running it ...")
-        native = convert_(graph, to=compare_to, policy=policy)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # approximations are reported below, in one line
+            native, report = convert_(graph, to=compare_to, policy=policy, strict=False)
+        if not report.ok:
+            _progress(f"warning: {report.summary()}: " + "; ".join(f"{g.node}: {g.reason}" for g in report.approximate))
         other = backend.simulate(native, x, record=tuple(nodes))
     fig = plotting.plot_result(
         result, nodes=nodes, compare=other, input=x, graph=graph, batch=batch,

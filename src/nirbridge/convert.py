@@ -173,10 +173,11 @@ def plan(src: Any, to: str | Backend, *, source: str | Backend | None = None, po
         gaps.append(Gap(GRAPH_NODE, "NIRGraph", "unsupported", reason=f"backend {backend.name} cannot build models from NIR", suggestion="convert to another backend"))
         lowered = graph
     else:
-        lowered, node_gaps = lower(graph, backend, resolved.policy)
-        gaps += node_gaps
-    if lowered is not graph:
-        notes.append(f"rewrites applied for {backend.name}: " + ", ".join(g.node for g in gaps if "rewrite" in g.maps_to or "inlined" in g.maps_to))
+        lowering = lower(graph, backend, resolved.policy)
+        gaps += lowering.gaps
+        lowered = lowering.graph
+        if lowering.rewritten:
+            notes.append(f"rewrites applied for {backend.name}: " + ", ".join(f"{n} ({how})" for n, how in lowering.rewritten.items()))
     report = GapReport(gaps, source=resolved.kind, target=backend.name, policy=resolved.policy, notes=notes)
     return Plan(with_policy(lowered, resolved.policy), resolved.policy, report, backend, resolved)
 
@@ -237,7 +238,7 @@ def _measure(p: Plan, probe: Any) -> None:
     native = p.backend.from_nir(p.graph, policy=p.policy)
     other = p.backend.simulate(native, np.asarray(probe), record=tuple(spiking))
     nodes = compare(reference, other, p.graph, spiking)
-    total = [c for c in nodes.values() if c.spike_total]
+    total = [c for n, c in nodes.items() if n in spiking and c.spike_total]
     overall = sum(c.spike_diffs for c in total) / sum(c.spike_total for c in total) if total else None
     measured = []
     for gap in p.report.gaps:

@@ -173,11 +173,11 @@ class Node(BaseModel):
             # min/max reductions first: no temporary arrays for the (usual) valid case
             if kind == "f" and not (np.isfinite(value.min()) and np.isfinite(value.max())):
                 bad = ~np.isfinite(value)
-                yield Problem(f"{name}{_first_index(bad)}", f"must be finite, got {value[tuple(_idx(bad))]}")
+                yield Problem(f"{name}{_first_index(bad)}", f"must be finite, got {value[tuple(_idx(bad))]!s}")
                 continue
             if name in self.positive_fields and not value.min() > 0:
                 bad = ~(value > 0)
-                yield Problem(f"{name}{_first_index(bad)}", f"must be > 0, got {value[tuple(_idx(bad))]}")
+                yield Problem(f"{name}{_first_index(bad)}", f"must be > 0, got {value[tuple(_idx(bad))]!s}")
         if self.same_shape_fields:
             ref = self.same_shape_fields[0]
             ref_shape = getattr(self, ref).shape
@@ -348,7 +348,7 @@ class Delay(Node):
         yield from super().problems()
         if self.delay.dtype.kind == "f" and np.isfinite(self.delay).all() and (self.delay < 0).any():
             bad = self.delay < 0
-            yield Problem(f"delay{_first_index(bad)}", f"must be >= 0, got {self.delay[tuple(_idx(bad))]}")
+            yield Problem(f"delay{_first_index(bad)}", f"must be >= 0, got {self.delay[tuple(_idx(bad))]!s}")
 
 
 class Flatten(Node):

@@ -11,7 +11,8 @@ as defaults for older files (`v_reset` = 0, `w_in` = 1, Flatten's `start_dim`/`e
 
 `save` validates the graph, writes a temporary file next to the target (uncompressed unless
 asked), fsyncs it and renames it into place: a failed save leaves an existing file untouched.
-What it writes, `nir.read` reads.
+What it writes, `nir.read` reads: a Conv `input_shape` the graph leaves out (nirbridge infers
+it from the edges) is written as inferred, since nir cannot read a Conv without it.
 """
 
 from __future__ import annotations
@@ -37,7 +38,7 @@ from .errors import (
     UnsafeFileError,
     UnsupportedVersionError,
 )
-from .graph import NODE_TYPES, Graph, Node
+from .graph import NODE_TYPES, Conv1d, Conv2d, Graph, Node
 
 DEFAULT_MAX_ARRAY_BYTES = 1 << 30  # 1 GiB per dataset
 DEFAULT_MAX_TOTAL_BYTES = 4 << 30  # 4 GiB per file
@@ -461,15 +462,25 @@ def _compression(compression: str | int | None) -> dict[str, Any]:
 def _write_graph(group: h5py.Group, graph: Graph, options: dict[str, Any]) -> None:
     group.create_dataset("type", data="NIRGraph", dtype=_STR)
     nodes = group.create_group("nodes", track_order=True)
+    shapes = graph.shapes()
     for name, node in graph.nodes.items():
         sub = nodes.create_group(name, track_order=True)
         if isinstance(node, Graph):
             _write_graph(sub, node, options)
         else:
-            _write_node(sub, node, options)
+            _write_node(sub, _with_input_shape(node, shapes[name][0]), options)
     edges = np.array([list(e) for e in graph.edges], dtype=object).reshape(-1, 2)
     group.create_dataset("edges", data=edges, dtype=_STR)
     _write_metadata(group, graph.metadata, options)
+
+
+def _with_input_shape(node: Node, shape: tuple[int, ...] | None) -> Node:
+    """A Conv's `input_shape`, filled in from shape inference where the graph leaves it out:
+    nir.read cannot build a Conv node without it."""
+    if shape is None or not isinstance(node, (Conv1d, Conv2d)) or node.input_shape_value is not None:
+        return node
+    spatial = np.array(shape[1:], dtype=np.int64)
+    return node.model_copy(update={"input_shape_value": spatial.reshape(()) if isinstance(node, Conv1d) else spatial})
 
 
 def _write_node(group: h5py.Group, node: Node, options: dict[str, Any]) -> None:
@@ -523,14 +534,27 @@ def _metadata_problems(graph: Graph, prefix: str = "") -> Iterator[Problem]:
             yield from _metadata_values(node.metadata, f"{prefix}nodes.{name}.metadata")
 
 
+def _text_problem(text: str) -> str | None:
+    if "\x00" in text:
+        return "strings cannot hold NUL"
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return "not valid unicode (lone surrogate)"
+    return None
+
+
 def _metadata_values(values: dict[str, Any], where: str) -> Iterator[Problem]:
     for key, value in values.items():
         at = f"{where}.{key}"
-        if not isinstance(key, str) or not key or "/" in key or "\x00" in key or key == ".":
+        if not isinstance(key, str) or not key or "/" in key or key == "." or _text_problem(key):
             yield Problem(at, "metadata keys must be non-empty strings, not '.', without '/' or NUL")
         elif isinstance(value, dict):
             yield from _metadata_values(value, at)
-        elif isinstance(value, (str, bool, float)):
+        elif isinstance(value, str):
+            if problem := _text_problem(value):
+                yield Problem(at, problem)
+        elif isinstance(value, (bool, float)):
             continue
         elif isinstance(value, int):
             if not -(2**63) <= value < 2**63:
@@ -541,5 +565,7 @@ def _metadata_values(values: dict[str, Any], where: str) -> Iterator[Problem]:
         elif isinstance(value, list):
             if not all(isinstance(v, str) for v in value):
                 yield Problem(at, "lists must hold strings only; store numbers as a numpy array")
+            elif problem := next(filter(None, map(_text_problem, value)), None):
+                yield Problem(at, problem)
         else:
             yield Problem(at, f"cannot store a value of type {type(value).__name__} (str, bool, int, float, numpy array, list of str or dict)")

@@ -2,9 +2,9 @@
 
 - `avgpool_to_sumpool`: AvgPool2d = SumPool2d followed by Scale(1/k²) (padding counts as
   zeros in both, docs/semantics.md).
-- `fold_r`: a neuron's `r` moves into a Scale node inserted in front of it and the neuron
-  gets r = 1 (its input enters linearly through r), for backends that cannot represent r.
-  Only the inserted node changes; no other node's weights are touched.
+- `fold_r`: the `r` of an I, IF, LI or LIF node moves into a Scale node inserted in front of
+  it and the node gets r = 1 (its input enters only as r*x), for backends that cannot
+  represent r. Only the inserted node is new; no other node's weights are touched.
 - `maxpool2d`: for exporters. NIR has no max pooling; on binary input (spikes) a max pool is
   exactly SumPool2d followed by Threshold(0.5). On other input there is no exact form.
 - nested graphs are inlined (`topology.flatten`) for backends without nested graphs.
@@ -22,14 +22,16 @@ from typing import Any
 import numpy as np
 
 from .backend import Backend
+from .errors import GraphValidationError, NirbridgeError, Problem
 from .gaps import Gap
-from .graph import NEURON_TYPES, SPIKING_TYPES, AvgPool2d, Graph, Node, Scale, SumPool2d, Threshold, _pair
+from .graph import SPIKING_TYPES, AvgPool2d, Graph, Node, Scale, ShapeError, SumPool2d, Threshold, _pair
 from .policy import Policy
 
 Edge = tuple[str, str]
 
-#: node types whose input enters linearly through `r`, so `r` can move into a Scale in front
-R_TYPES = frozenset(NEURON_TYPES)
+#: node types whose input x enters only as r*x, so r can move into a Scale in front without
+#: changing any state (in CubaLI/CubaLIF r scales the current I, which folding would change)
+R_TYPES = frozenset({"I", "IF", "LI", "LIF"})
 
 
 # ----------------------------------------------------------------------------- graph surgery
@@ -52,7 +54,7 @@ def _fresh(taken: Collection[str], base: str) -> str:
     return name
 
 
-def _apply(graph: Graph, decide: Callable[[str, Node, Graph], _Insert | None], prefix: str = "") -> tuple[Graph, dict[str, str], dict[str, str]]:
+def _apply(graph: Graph, decide: Callable[[str, Node], _Insert | None], prefix: str = "") -> tuple[Graph, dict[str, str], dict[str, str]]:
     """Apply `decide` to every node (nested graphs too, names dotted). Returns the new graph
     and the renames of edge destinations and sources that the enclosing graph must apply."""
     nodes: dict[str, Node] = {}
@@ -67,7 +69,7 @@ def _apply(graph: Graph, decide: Callable[[str, Node, Graph], _Insert | None], p
             into |= {f"{name}.{a}": f"{name}.{b}" for a, b in sub_in.items()}
             out_of |= {f"{name}.{a}": f"{name}.{b}" for a, b in sub_out.items()}
             continue
-        change = decide(prefix + name, node, graph)
+        change = decide(prefix + name, node)
         if change is None:
             nodes[name] = node
             continue
@@ -94,13 +96,11 @@ def avgpool_to_sumpool(graph: Graph, names: Collection[str] | None = None) -> Gr
     SumPool2d followed by Scale(1/k²). The SumPool2d keeps the name; the Scale is `<name>_scale`."""
     shapes = _all_shapes(graph)
 
-    def decide(name: str, node: Node, _: Graph) -> _Insert | None:
+    def decide(name: str, node: Node) -> _Insert | None:
         if not isinstance(node, AvgPool2d) or not _selected(names, name):
             return None
         out_shape = shapes.get(name, (None, None))[1]
         if out_shape is None:
-            from .errors import GraphValidationError, Problem
-
             raise GraphValidationError(problems=[Problem(f"nodes.{name}", "output shape unknown: cannot size the Scale that replaces AvgPool2d")])
         kh, kw = _pair(node.kernel_size, 2)
         scale = Scale(scale=np.full(out_shape, 1.0 / (kh * kw), dtype=np.float32))
@@ -114,7 +114,7 @@ def fold_r(graph: Graph, names: Collection[str] | None = None, types: Collection
     """Give neurons of `types` (all, or those in `names`) r = 1, with their r in a Scale node
     `<name>_r` inserted in front of them. Neurons whose r is already 1 are left alone."""
 
-    def decide(name: str, node: Node, _: Graph) -> _Insert | None:
+    def decide(name: str, node: Node) -> _Insert | None:
         if node.type not in types or not _selected(names, name) or np.all(node.r == 1):
             return None
         scale = Scale(scale=node.r.copy())
@@ -176,7 +176,7 @@ def maxpool2d(
     if not binary_input:
         problems.append("its input is not binary spikes, and NIR has no max pooling (the max of real values is not a sum)")
     if np.any(np.asarray(dilation) != 1):
-        problems.append(f"dilation {np.asarray(dilation).tolist()} has no NIR pooling equivalent")
+        problems.append(f"dilation {_pair(dilation, 2)} has no NIR pooling equivalent")
     if ceil_mode:
         problems.append("ceil_mode=True has no NIR pooling equivalent")
     if problems:
@@ -184,7 +184,10 @@ def maxpool2d(
         return MaxPoolRewrite(Gap(name, "MaxPool2d", "unsupported", reason="; ".join(problems), suggestion=suggestion))
     as_int = lambda v: np.asarray(_pair(v, 2), dtype=np.int64)  # noqa: E731
     pool = SumPool2d(kernel_size=as_int(kernel_size), stride=as_int(stride), padding=as_int(padding))
-    out_shape = pool.output_shape(tuple(int(n) for n in input_shape))
+    try:
+        out_shape = pool.output_shape(tuple(int(n) for n in input_shape))
+    except ShapeError as exc:
+        raise GraphValidationError(problems=[Problem(f"nodes.{name}", f"max pool: {exc}")]) from None
     sum_name = _fresh(set(taken) | {name}, f"{name}_sum")
     nodes = {sum_name: pool, name: Threshold(threshold=np.full(out_shape, 0.5, dtype=np.float32))}
     gap = Gap(name, "MaxPool2d", "exact", maps_to="SumPool2d + Threshold(0.5) (exact on spikes)")
@@ -240,15 +243,25 @@ def _suggest(node_type: str, backend: Backend) -> str:
         from .plugins import backends
 
         others = [n for n, b in backends().items() if n != backend.name and _declared_exact(b, node_type)]
-    except Exception:  # a broken registry must not hide the report
+    except NirbridgeError:  # a broken registry must not hide the report
         others = []
     where = f" ({', '.join(others)} run {node_type} exactly)" if others else ""
     return f"replace the {node_type} node, or convert to a backend that supports it{where}"
 
 
-def lower(graph: Graph, backend: Backend, policy: Policy) -> tuple[Graph, list[Gap]]:
-    """The graph `backend` runs (rewrites applied) and one Gap per node of `graph`. When any
-    node is unsupported the graph is returned unchanged."""
+@dataclass
+class Lowering:
+    """What `backend` runs: `graph` with the rewrites applied, one Gap per node of the input
+    graph, and the rewritten nodes with what each became. When any node is unsupported,
+    nothing is rewritten and `graph` is the input graph."""
+
+    graph: Graph
+    gaps: list[Gap]
+    rewritten: dict[str, str]
+
+
+def lower(graph: Graph, backend: Backend, policy: Policy) -> Lowering:
+    """Choose and apply the rewrites that let `backend` run `graph`, and report every node."""
     via = alternatives(backend)
     gaps: list[Gap] = []
     avg: set[str] = set()
@@ -285,7 +298,8 @@ def lower(graph: Graph, backend: Backend, policy: Policy) -> tuple[Graph, list[G
                 suggestion = _suggest(node.type, backend)
             gaps.append(Gap(name, node.type, support.status, support.maps_to, support.reason, suggestion))
     if any(g.status == "unsupported" for g in gaps):
-        return graph, gaps
+        return Lowering(graph, gaps, {})
+    rewritten = {n: via["AvgPool2d"] for n in sorted(avg)} | {n: "Scale(r) + r = 1" for n in sorted(fold)}
     if avg:
         graph = avgpool_to_sumpool(graph, avg)
     if fold:
@@ -293,11 +307,13 @@ def lower(graph: Graph, backend: Backend, policy: Policy) -> tuple[Graph, list[G
     if inline:
         from .topology import flatten
 
+        rewritten |= {name: "inlined" for name, node in graph.walk() if isinstance(node, Graph)}
         graph = flatten(graph)
-    return graph, gaps
+    return Lowering(graph, gaps, rewritten)
 
 
 __all__ = [
+    "Lowering",
     "MaxPoolRewrite",
     "alternatives",
     "avgpool_to_sumpool",

@@ -2,7 +2,9 @@
 NumPy reference.
 
 Tolerances (DESIGN.md, "Fidelity"): spike trains identical; potentials within
-rtol=1e-5, atol=1e-6 * max(1, |v_threshold|). A flipped spike where the potential of the
+rtol=1e-5, atol=1e-6 * max(1, |v_threshold|); for nodes without a threshold (LI, I, CubaLI,
+stateless nodes) the scale is the largest |value| the reference reaches instead of the
+threshold, atol=1e-6 * max(1, max|value|). A flipped spike where the potential of the
 side that did not spike lies within that tolerance of the threshold is a rounding tie:
 reported (`near_threshold`), not a failure, and what follows it in that batch element
 (from that step on, every node) is reported but not judged. Inputs are generated when not
@@ -56,14 +58,15 @@ class NodeComparison:
         return self.spike_diffs / self.spike_total if self.spike_total else 0.0
 
 
-def _threshold_atol(graph: Graph | None, node: str) -> tuple[np.ndarray | None, np.ndarray]:
+def _threshold_atol(graph: Graph | None, node: str, base: float = ATOL) -> tuple[np.ndarray | None, np.ndarray | None]:
+    """The node's threshold and the absolute tolerance it sets (None, None without one)."""
     found = graph.resolve(node) if graph is not None else None
     model = found[0].nodes[found[1]] if found else None
     vth = getattr(model, "v_threshold", None)
     if vth is None:
-        return None, np.asarray(ATOL)
+        return None, None
     vth = np.asarray(vth, dtype=np.float64)
-    return vth, ATOL * np.maximum(1.0, np.abs(vth))
+    return vth, base * np.maximum(1.0, np.abs(vth))
 
 
 def _pairs(reference: SimulationResult, other: SimulationResult, nodes: list[str]):
@@ -79,8 +82,18 @@ def _pairs(reference: SimulationResult, other: SimulationResult, nodes: list[str
         yield name, {"y": value}, ({"y": got} if got is not None else {}), ([] if got is not None else ["y"])
 
 
-def compare(reference: SimulationResult, other: SimulationResult, graph: Graph | None, nodes: list[str]) -> dict[str, NodeComparison]:
-    """Compare recorded states of `nodes` and every graph output of `other` with `reference`."""
+def compare(
+    reference: SimulationResult,
+    other: SimulationResult,
+    graph: Graph | None,
+    nodes: list[str],
+    *,
+    atol: float = ATOL,
+    rtol: float = RTOL,
+) -> dict[str, NodeComparison]:
+    """Compare recorded states of `nodes` and every graph output of `other` with `reference`
+    (`graph` supplies the thresholds). `atol`/`rtol`: the tolerance factors (default DESIGN.md's)."""
+    base_atol, base_rtol = atol, rtol
     pairs = list(_pairs(reference, other, nodes))
     shape = next((v.shape for _, ref, _, _ in pairs for v in ref.values()), None)
     steps, batch = (shape[0], shape[1]) if shape is not None and len(shape) >= 2 else (0, 0)
@@ -88,14 +101,16 @@ def compare(reference: SimulationResult, other: SimulationResult, graph: Graph |
     ties: dict[str, np.ndarray] = {}
     diverged = np.full(batch, steps)
     for name, ref, got, _ in pairs:
-        if "spikes" not in ref or "spikes" not in got:
+        if "spikes" not in ref or "spikes" not in got or np.shape(ref["spikes"]) != np.shape(got["spikes"]):
             continue
         flips = np.asarray(ref["spikes"]) != np.asarray(got["spikes"])
-        vth, atol = _threshold_atol(graph, name)
+        vth, tol = _threshold_atol(graph, name, base_atol)
         tie = np.zeros_like(flips)
-        if flips.any() and vth is not None and "v" in ref and "v" in got:
+        if flips.any() and vth is not None and np.shape(ref.get("v")) == np.shape(got.get("v")) == flips.shape:
             quiet_v = np.where(np.asarray(ref["spikes"]) > 0, np.asarray(got["v"], float), np.asarray(ref["v"], float))
-            tie = flips & (np.abs(quiet_v - vth) <= atol + RTOL * np.abs(vth))
+            near = np.abs(quiet_v - vth) <= tol + base_rtol * np.abs(vth)
+            if near.shape == flips.shape:
+                tie = flips & near
         ties[name] = tie
         for b in range(batch):
             hit = np.nonzero(tie[:, b].reshape(steps, -1).any(axis=1))[0]
@@ -106,7 +121,7 @@ def compare(reference: SimulationResult, other: SimulationResult, graph: Graph |
     result: dict[str, NodeComparison] = {}
     for name, ref, got, missing in pairs:
         cmp = NodeComparison(name, identical=not missing, ok=False, missing=list(missing))
-        _, atol = _threshold_atol(graph, name)
+        _, tol = _threshold_atol(graph, name, base_atol)
         tie = ties.get(name)
         firsts: list[int] = []
         failed = False
@@ -130,7 +145,8 @@ def compare(reference: SimulationResult, other: SimulationResult, graph: Graph |
                 delta = np.abs(a - b)
                 if key in ("v", "y") and delta.size:
                     cmp.max_dv = max(cmp.max_dv or 0.0, float(delta.max()))
-                diff = bad = delta > (atol if key == "v" else ATOL) + RTOL * np.abs(a)
+                scale = tol if key == "v" and tol is not None else base_atol * max(1.0, float(np.abs(a).max(initial=0.0)))
+                diff = bad = delta > scale + base_rtol * np.abs(a)
             if diff.any():
                 firsts.append(int(np.nonzero(diff.reshape(diff.shape[0], -1).any(axis=1))[0][0]))
             if judged is not None and bad.ndim >= 2 and bad.shape[:2] == judged.shape:

@@ -1,0 +1,535 @@
+"""The `nirbridge` command line: every command, its exit codes, and one-line errors.
+
+Most tests run the commands in-process with click's CliRunner; the bad-input tests run the
+installed program in a subprocess, as a user would, to show the real exit code and stderr."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import types
+from pathlib import Path
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from nirbridge import plugins
+from nirbridge.backend import Backend, Support
+from nirbridge.cli import cli
+from nirbridge.convert import with_policy
+from nirbridge.graph import Graph
+from nirbridge.hookspecs import hookimpl
+from nirbridge.io import load, save
+from nirbridge.numpy_backend import NumpyModel
+from nirbridge.policy import Policy
+from nirbridge.reference import simulate
+
+F = np.float32
+T, B = 40, 2
+#: the dt the test network's parameters imply (r = tau/dt)
+DT = 1e-4
+
+
+# ----------------------------------------------------------------------------- fixtures
+
+
+def _net(cuba: bool = False) -> Graph:
+    """in (3) -> fc (Linear 4x3) -> lif (LIF, tau 1 ms, r = tau/dt = 10) -> out; optionally a
+    CubaLIF layer after the LIF."""
+    rng = np.random.default_rng(7)
+    nodes = {
+        "in": {"type": "Input", "shape": np.array([3])},
+        "fc": {"type": "Linear", "weight": rng.uniform(0.6, 1.4, (4, 3)).astype(F)},
+        "lif": {
+            "type": "LIF", "tau": np.full(4, 1e-3, F), "r": np.full(4, 10, F), "v_leak": np.zeros(4, F),
+            "v_threshold": np.ones(4, F), "v_reset": np.zeros(4, F),
+        },
+    }
+    edges = [("in", "fc"), ("fc", "lif")]
+    last, n = "lif", 4
+    if cuba:
+        nodes["cuba"] = {
+            "type": "CubaLIF", "tau_syn": np.full(4, 5e-4, F), "tau_mem": np.full(4, 1e-3, F), "r": np.full(4, 10, F),
+            "v_leak": np.zeros(4, F), "v_threshold": np.ones(4, F), "v_reset": np.zeros(4, F), "w_in": np.full(4, 5, F),
+        }
+        edges.append(("lif", "cuba"))
+        last = "cuba"
+    nodes["out"] = {"type": "Output", "shape": np.array([n])}
+    edges.append((last, "out"))
+    return Graph(nodes=nodes, edges=edges)
+
+
+def _spikes(p: float = 0.3) -> np.ndarray:
+    return (np.random.default_rng(1).random((T, B, 3)) < p).astype(F)
+
+
+@pytest.fixture(autouse=True)
+def builtin_backends_only(monkeypatch):
+    """Only the built-in numpy backend, in-process and in subprocesses (fast, deterministic)."""
+    monkeypatch.setenv(plugins.DISABLE_ENV, "1")
+    plugins.reset()
+    yield
+    plugins.reset()
+
+
+@pytest.fixture
+def files(tmp_path) -> types.SimpleNamespace:
+    net, x = tmp_path / "net.nir", tmp_path / "x.npy"
+    save(_net(), net)
+    np.save(x, _spikes())
+    return types.SimpleNamespace(dir=tmp_path, net=net, x=x)
+
+
+class LimitedBackend(Backend):
+    """A backend with fixed snnTorch semantics, Linear/Scale/LIF only and LIF with r = 1."""
+
+    name = "limited"
+    preset = "snntorch"
+    description = "test backend"
+    support = {
+        "Linear": Support("exact", maps_to="dense"),
+        "Scale": Support("exact", maps_to="gain"),
+        "LIF": Support("exact", maps_to="lif"),
+        "CubaLIF": Support("unsupported", reason="no synaptic current", suggestion="use LIF"),
+    }
+    unit_r = frozenset({"LIF"})
+
+    def from_nir(self, graph, *, policy):
+        return NumpyModel(graph, Policy.preset(self.preset, dt=policy.dt))
+
+    def simulate(self, native, x, *, record=()):
+        return simulate(native.graph, x, policy=native.policy, record=list(record))
+
+
+@pytest.fixture
+def limited(monkeypatch):
+    """Register `limited` next to the built-in backend."""
+    plugin = types.SimpleNamespace(__name__="limited_plugin", register_backends=hookimpl(lambda: [LimitedBackend()]))
+    builtin = plugins._builtin_plugins
+    monkeypatch.setattr(plugins, "_builtin_plugins", lambda: [*builtin(), plugin])
+    plugins.reset()
+    return "limited"
+
+
+def run(*args: str):
+    result = CliRunner().invoke(cli, [str(a) for a in args])
+    if result.exception is not None and not isinstance(result.exception, SystemExit):
+        raise result.exception
+    return result
+
+
+def one_error_line(stderr: str, *, progress: bool = False) -> str:
+    """The error line; with `progress`, progress lines written before the failure may precede it."""
+    lines = stderr.strip().splitlines()
+    if not progress:
+        assert len(lines) == 1, f"expected one line on stderr, got:\n{stderr}"
+    assert [ln for ln in lines if ln.startswith("nirbridge: error: ")] == lines[-1:], stderr
+    assert "Traceback" not in stderr
+    return lines[-1]
+
+
+# ----------------------------------------------------------------------------- help
+
+
+@pytest.mark.parametrize(
+    "command, mentions",
+    [
+        ([], ["backends", "inspect", "check", "convert", "simulate", "verify", "plot", "Exit codes"]),
+        (["backends"], ["--json"]),
+        (["inspect"], ["FILE.nir", "--json"]),
+        (["check"], ["--to", "--probe", "--json", "Exit code 0"]),
+        (["convert"], ["--to", "-o, --output", "--no-strict", "--policy"]),
+        (["simulate"], ["--input", "--record", "--policy", "--dt", "--float64", "outputs/<output node>"]),
+        (["verify"], ["--backends", "--input", "--json"]),
+        (["plot"], ["--input", "--record", "--compare", "--batch"]),
+    ],
+)
+def test_help_everywhere(command, mentions):
+    for flag in ("--help", "-h"):
+        result = run(*command, flag)
+        assert result.exit_code == 0
+        assert result.stdout.startswith(f"Usage: {' '.join(['cli', *command])}")
+        for text in mentions:
+            assert text in result.stdout
+
+
+def test_version():
+    result = run("--version")
+    assert result.exit_code == 0 and "nirbridge, version 0.1.0" in result.stdout
+
+
+# ----------------------------------------------------------------------------- backends
+
+
+def test_backends_lists_name_distribution_preset_description():
+    result = run("backends")
+    assert result.exit_code == 0
+    header, rule, *rows = result.stdout.splitlines()
+    assert header.split() == ["name", "distribution", "preset", "can", "description"]
+    assert rows[0].split()[:4] == ["numpy", "nirbridge", "nir", "export,import,simulate"]
+    assert "failed" not in result.stdout
+    data = json.loads(run("backends", "--json").stdout)
+    assert data["failed_plugins"] == []
+    assert data["backends"][0] | {"description": ""} == {
+        "name": "numpy", "distribution": "nirbridge", "preset": "nir",
+        "export": True, "import": True, "simulate": True, "description": "",
+    }
+
+
+def test_backends_reports_plugins_that_failed_to_load(monkeypatch):
+    class BrokenEntryPoint:
+        name, value = "broken", "broken_plugin"
+        dist = types.SimpleNamespace(name="nirbridge-broken")
+
+        def load(self):
+            raise ImportError("No module named 'frobnicate'")
+
+    monkeypatch.delenv(plugins.DISABLE_ENV)
+    monkeypatch.setattr(plugins, "_entry_points", lambda: [BrokenEntryPoint()])
+    plugins.reset()
+    with pytest.warns(plugins.PluginWarning, match="nirbridge-broken"):
+        result = run("backends")
+    assert result.exit_code == 0
+    assert "numpy" in result.stdout  # the others keep working
+    assert result.stdout.splitlines()[-2:] == [
+        "plugins that failed to load:",
+        "  nirbridge-broken (entry point 'broken'): ImportError: No module named 'frobnicate'",
+    ]
+    data = json.loads(run("backends", "--json").stdout)
+    assert data["failed_plugins"] == [
+        {"distribution": "nirbridge-broken", "entry_point": "broken", "error": "ImportError: No module named 'frobnicate'"}
+    ]
+
+
+# ----------------------------------------------------------------------------- inspect
+
+
+def test_inspect_shows_summary_inferred_dt_and_policy(files):
+    result = run("inspect", files.net)
+    assert result.exit_code == 0
+    out = result.stdout
+    assert out.startswith(_net().summary())
+    assert "dt inferred from parameters: 0.0001 s (confidence low)" in out
+    assert "  lif: tau/r = 0.0001" in out
+    assert "policy in metadata: none" in out
+
+    stamped = files.dir / "stamped.nir"
+    save(with_policy(_net(), Policy.preset("snntorch", dt=1e-3)), stamped)
+    out = run("inspect", stamped).stdout
+    assert "policy in metadata: dt=0.001 integration=euler reset=subtract reset_timing=next_step" in out
+
+
+def test_inspect_json(files):
+    stamped = files.dir / "stamped.nir"
+    policy = Policy.preset("norse", dt=2e-4)
+    save(with_policy(_net(), policy), stamped)
+    result = run("inspect", stamped, "--json")
+    assert result.exit_code == 0
+    data = json.loads(result.stdout)
+    assert data["file"] == str(stamped)
+    assert [(n["name"], n["type"], n["input_shape"], n["output_shape"], n["parameters"]) for n in data["nodes"]] == [
+        ("in", "Input", [3], [3], 0), ("fc", "Linear", [3], [4], 12), ("lif", "LIF", [4], [4], 20), ("out", "Output", [4], [4], 0),
+    ]
+    assert data["edges"] == [["in", "fc"], ["fc", "lif"], ["lif", "out"]]
+    assert data["parameters"] == 32
+    assert data["dt_inference"]["dt"] == pytest.approx(1e-4)
+    assert data["dt_inference"]["evidence"] == {"lif": "tau/r = 0.0001"}
+    assert Policy(**data["policy"]) == policy
+
+
+# ----------------------------------------------------------------------------- check
+
+
+def test_check_exit_code_says_whether_the_conversion_is_exact(files, limited):
+    result = run("check", files.net, "--to", "numpy")
+    assert result.exit_code == 0
+    assert result.stdout.splitlines()[0] == f"{files.net} -> numpy: 5 exact, 0 approximate, 0 unsupported"
+
+    result = run("check", files.net, "--to", "limited")  # nir semantics on a snnTorch-only backend
+    assert result.exit_code == 1
+    policy_row = next(line for line in result.stdout.splitlines() if line.startswith("(policy)"))
+    assert policy_row.split()[:3] == ["(policy)", "Policy", "approximate"]
+    assert "reset: graph uses 'to_reset', backend runs 'subtract'" in policy_row
+
+    result = run("check", files.net, "--to", "limited", "--policy", "snntorch", "--json")
+    assert result.exit_code == 0
+    data = json.loads(result.stdout)
+    assert data["ok"] is True and data["target"] == "limited"
+    lif = next(g for g in data["gaps"] if g["node"] == "lif")
+    assert lif["status"] == "exact" and lif["maps_to"].startswith("Scale(r)")
+
+
+def test_check_probe_measures_the_difference(files, limited):
+    result = run("check", files.net, "--to", "limited", "--probe", files.x, "--json")
+    assert result.exit_code == 1
+    gap = next(g for g in json.loads(result.stdout)["gaps"] if g["node"] == "(policy)")
+    assert gap["status"] == "approximate"
+    assert 0 < gap["measured"] <= 1  # subtract vs reset-to-zero changes spikes on this input
+
+
+def test_check_reports_unsupported_nodes(tmp_path, limited):
+    save(_net(cuba=True), tmp_path / "cuba.nir")
+    result = run("check", tmp_path / "cuba.nir", "--to", "limited", "--policy", "snntorch")
+    assert result.exit_code == 1
+    row = next(line for line in result.stdout.splitlines() if line.startswith("cuba"))
+    assert "unsupported" in row and "no synaptic current; suggestion: use LIF" in row
+
+
+# ----------------------------------------------------------------------------- convert
+
+
+def test_convert_writes_the_graph_the_backend_runs(files, limited):
+    out = files.dir / "limited.nir"
+    result = run("convert", files.net, "--to", "limited", "--policy", "snntorch", "-o", out)
+    assert result.exit_code == 0, result.stderr
+    assert f"wrote {out} (5 nodes) for backend limited" in result.stderr
+    assert "rewritten for limited: lif" in result.stderr
+    written = load(out)
+    assert list(written.nodes) == ["in", "fc", "lif_r", "lif", "out"]
+    assert np.all(written.nodes["lif"].r == 1)
+    np.testing.assert_array_equal(written.nodes["lif_r"].scale, _net().nodes["lif"].r)
+    policy = Policy.from_metadata(written.metadata)
+    assert policy == Policy.preset("snntorch")
+    # what the file computes is what the original computes under that policy
+    x = _spikes()
+    a = simulate(_net(), x, policy=policy, record=["lif"]).states["lif"]["spikes"]
+    b = simulate(written, x, policy=policy, record=["lif"]).states["lif"]["spikes"]
+    assert a.mean() > 0.05
+    np.testing.assert_array_equal(a, b)
+
+
+def test_convert_refuses_approximations_unless_no_strict(files, limited):
+    out = files.dir / "out.nir"
+    result = run("convert", files.net, "--to", "limited", "-o", out)
+    assert result.exit_code == 2
+    line = one_error_line(result.stderr)
+    assert line.startswith("nirbridge: error: cannot convert exactly to limited: (policy) approximate: ")
+    assert line.endswith("(run `nirbridge check` for the full report)")
+    assert not out.exists()
+
+    result = run("convert", files.net, "--to", "limited", "--no-strict", "-o", out)
+    assert result.exit_code == 0
+    assert "warning: approximate conversion" in result.stderr
+    assert "lif_r" in load(out).nodes
+
+
+def test_convert_never_writes_unsupported_nodes(tmp_path, limited):
+    save(_net(cuba=True), tmp_path / "cuba.nir")
+    out = tmp_path / "out.nir"
+    result = run("convert", tmp_path / "cuba.nir", "--to", "limited", "--policy", "snntorch", "--no-strict", "-o", out)
+    assert result.exit_code == 2
+    assert "cuba unsupported: no synaptic current" in one_error_line(result.stderr)
+    assert not out.exists()
+
+
+def test_convert_to_nir_stores_the_policy(files):
+    out = files.dir / "stamped.nir"
+    result = run("convert", files.net, "--to", "nir", "--policy", "norse", "--dt", "1e-3", "-o", out)
+    assert result.exit_code == 0
+    written = load(out)
+    assert Policy.from_metadata(written.metadata) == Policy.preset("norse", dt=1e-3)
+    assert written.nodes.keys() == _net().nodes.keys()
+
+
+def test_convert_into_a_missing_directory(files):
+    result = run("convert", files.net, "--to", "numpy", "-o", files.dir / "nope" / "out.nir")
+    assert result.exit_code == 2
+    assert "does not exist" in one_error_line(result.stderr)
+
+
+# ----------------------------------------------------------------------------- simulate
+
+
+def test_simulate_writes_outputs_and_states(files):
+    out = files.dir / "out.npz"
+    result = run("simulate", files.net, "--input", files.x, "--record", "lif", "-o", out)
+    assert result.exit_code == 0, result.stderr
+    expected_policy = Policy.preset("nir", dt=DT)  # the dt the parameters imply
+    reference = simulate(_net(), _spikes(), policy=expected_policy, record=["lif"])
+    with np.load(out, allow_pickle=False) as data:
+        assert sorted(data.files) == ["outputs/out", "policy", "states/lif/spikes", "states/lif/v"]
+        np.testing.assert_array_equal(data["outputs/out"], reference.output)
+        np.testing.assert_array_equal(data["states/lif/v"], reference.states["lif"]["v"])
+        assert data["states/lif/spikes"].dtype == np.float32
+        assert Policy(**json.loads(str(data["policy"]))) == expected_policy
+    n_spikes = int(reference.output.sum())
+    assert n_spikes > 10
+    rows = {line.split()[0]: line.split()[1:] for line in result.stdout.splitlines()[2:]}
+    assert rows["outputs/out"] == ["(40,", "2,", "4)", "float32", str(n_spikes)]
+    assert rows["states/lif/v"][-1] == "-"
+    assert "  (preset 'nir' at the dt inferred from the parameters" in result.stderr
+    assert f"wrote {out}" in result.stderr
+
+
+def test_simulate_policy_dt_float64_and_unbatched_input(files):
+    x = files.dir / "x2.npy"
+    np.save(x, _spikes()[:, 0])  # (time, features): runs as batch 1
+    out = files.dir / "out.npz"
+    result = run("simulate", files.net, "--input", x, "--record", "lif,fc", "--policy", "snntorch", "--dt", "2e-4", "--float64", "-o", out)
+    assert result.exit_code == 0, result.stderr
+    policy = Policy.preset("snntorch", dt=2e-4)
+    reference = simulate(_net(), _spikes()[:, :1], policy=policy, record=["lif", "fc"], dtype=np.float64)
+    with np.load(out, allow_pickle=False) as data:
+        assert data["outputs/out"].shape == (T, 1, 4) and data["outputs/out"].dtype == np.float64
+        np.testing.assert_array_equal(data["states/lif/v"], reference.states["lif"]["v"])
+        np.testing.assert_array_equal(data["states/fc/y"], reference.states["fc"]["y"])
+        assert Policy(**json.loads(str(data["policy"]))) == policy
+    assert "  (chosen with --policy snntorch, dt from --dt)" in result.stderr
+
+
+def test_simulate_unknown_record_node_writes_nothing(files):
+    out = files.dir / "out.npz"
+    result = run("simulate", files.net, "--input", files.x, "--record", "lif2", "-o", out)
+    assert result.exit_code == 2
+    assert "record.lif2: no such node (nodes: fc, in, lif, out)" in one_error_line(result.stderr, progress=True)
+    assert not out.exists() and not list(files.dir.glob(".*.tmp"))
+
+
+def test_simulate_rejects_non_finite_input(files):
+    x = _spikes()
+    x[3, 1, 2] = np.nan
+    np.save(files.dir / "nan.npy", x)
+    result = run("simulate", files.net, "--input", files.dir / "nan.npy", "-o", files.dir / "o.npz")
+    assert result.exit_code == 2
+    assert one_error_line(result.stderr).endswith("nan.npy: input[3, 1, 2]: must be finite, got nan")
+
+
+# ----------------------------------------------------------------------------- verify
+
+
+def test_verify_exit_codes(files, limited):
+    result = run("verify", files.net, "--backends", "numpy")
+    assert result.exit_code == 0, result.stdout
+    assert ": OK" in result.stdout.splitlines()[0]
+    assert "verifying on numpy" in result.stderr
+
+    result = run("verify", files.net, "--backends", "numpy,limited", "--input", files.x, "--json")
+    assert result.exit_code == 1  # limited runs snnTorch semantics on a graph made for nir's
+    data = json.loads(result.stdout)
+    assert data["ok"] is False and data["input_shape"] == [T, B, 3]
+    assert data["backends"]["numpy"]["ok"] is True
+    assert data["backends"]["limited"]["nodes"]["lif"]["spike_diffs"] > 0
+
+    result = run("verify", files.net, "--backends", "numpy,limited", "--input", files.x, "--policy", "snntorch", "--json")
+    assert result.exit_code == 0
+    assert json.loads(result.stdout)["backends"]["limited"]["ok"] is True
+
+
+# ----------------------------------------------------------------------------- plot
+
+
+def test_plot_writes_a_png(files):
+    pytest.importorskip("matplotlib")
+    out = files.dir / "run.png"
+    result = run("plot", files.net, "--input", files.x, "--compare", "numpy", "-o", out)
+    assert result.exit_code == 0, result.stderr
+    data = out.read_bytes()
+    assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 10_000
+    assert f"wrote {out}" in result.stderr
+
+
+def test_plot_checks_the_format_before_simulating(files):
+    pytest.importorskip("matplotlib")
+    result = run("plot", files.net, "--input", files.x, "-o", files.dir / "run.xyz")
+    assert result.exit_code == 2
+    assert "cannot write a .xyz figure" in one_error_line(result.stderr)
+
+
+def test_plot_batch_out_of_range(files):
+    pytest.importorskip("matplotlib")
+    result = run("plot", files.net, "--input", files.x, "--batch", "5", "-o", files.dir / "run.png")
+    assert result.exit_code == 2
+    assert "--batch 5: the input has batch size 2" in one_error_line(result.stderr)
+
+
+# ----------------------------------------------------------------------------- real processes
+
+
+def _nirbridge(*args, cwd: Path) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "nirbridge.cli", *map(str, args)],
+        capture_output=True, text=True, cwd=cwd, timeout=120, env=os.environ.copy(),
+    )
+
+
+def test_console_script_runs(files):
+    script = Path(sys.executable).with_name("nirbridge")
+    proc = subprocess.run([script, "simulate", "net.nir", "--input", "x.npy", "-o", "out.npz"],
+                          capture_output=True, text=True, cwd=files.dir, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.splitlines()[2].startswith("outputs/out")
+    assert (files.dir / "out.npz").is_file()
+
+
+MISSING = {
+    "inspect": ["inspect", "missing.nir"],
+    "check": ["check", "missing.nir", "--to", "numpy"],
+    "convert": ["convert", "missing.nir", "--to", "numpy", "-o", "out.nir"],
+    "simulate": ["simulate", "missing.nir", "--input", "x.npy", "-o", "out.npz"],
+    "verify": ["verify", "missing.nir", "--backends", "numpy"],
+    "plot": ["plot", "missing.nir", "--input", "x.npy", "-o", "out.png"],
+}
+
+
+@pytest.mark.parametrize("command", MISSING)
+def test_missing_file_exit_2_one_line(files, command):
+    proc = _nirbridge(*MISSING[command], cwd=files.dir)
+    assert proc.returncode == 2
+    assert one_error_line(proc.stderr) == "nirbridge: error: missing.nir: No such file or directory"
+    assert proc.stdout == ""
+    assert sorted(p.name for p in files.dir.iterdir()) == ["net.nir", "x.npy"]
+
+
+@pytest.mark.parametrize(
+    "content, expected",
+    [
+        (b"this is not HDF5", "garbage.nir: not an HDF5 file or damaged"),
+        ("truncated", "garbage.nir: "),
+    ],
+)
+def test_malformed_file_exit_2_one_line(files, content, expected):
+    bad = files.dir / "garbage.nir"
+    bad.write_bytes(content if isinstance(content, bytes) else files.net.read_bytes()[:700])
+    proc = _nirbridge("inspect", bad.name, cwd=files.dir)
+    assert proc.returncode == 2
+    assert one_error_line(proc.stderr).startswith(f"nirbridge: error: {expected}")
+
+
+UNKNOWN = {
+    "check": ["check", "net.nir", "--to", "nosuch"],
+    "convert": ["convert", "net.nir", "--to", "nosuch", "-o", "out.nir"],
+    "verify": ["verify", "net.nir", "--backends", "numpy,nosuch"],
+    "plot": ["plot", "net.nir", "--input", "x.npy", "--compare", "nosuch", "-o", "out.png"],
+}
+
+
+@pytest.mark.parametrize("command", UNKNOWN)
+def test_unknown_backend_exit_2_one_line(files, command):
+    if command == "plot":
+        pytest.importorskip("matplotlib")
+    proc = _nirbridge(*UNKNOWN[command], cwd=files.dir)
+    assert proc.returncode == 2
+    assert one_error_line(proc.stderr) == "nirbridge: error: unknown backend 'nosuch'; installed: numpy"
+    assert proc.stdout == ""
+    assert sorted(p.name for p in files.dir.iterdir()) == ["net.nir", "x.npy"]
+
+
+@pytest.mark.parametrize(
+    "name, make, expected",
+    [
+        ("nope.npy", None, "nope.npy: no such file"),
+        ("garbage.npy", lambda p: p.write_bytes(b"\x00" * 64), "garbage.npy: not a .npy file (saved with numpy.save)"),
+        ("objects.npy", lambda p: np.save(p, np.array([{"a": 1}], dtype=object), allow_pickle=True),
+         "objects.npy: holds Python objects (dtype object), which are never loaded; save a numeric array"),
+    ],
+)
+def test_bad_input_array_exit_2_one_line(files, name, make, expected):
+    if make is not None:
+        make(files.dir / name)
+    proc = _nirbridge("simulate", "net.nir", "--input", name, "-o", "out.npz", cwd=files.dir)
+    assert proc.returncode == 2
+    assert one_error_line(proc.stderr) == f"nirbridge: error: {expected}"
+    assert not (files.dir / "out.npz").exists()

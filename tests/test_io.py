@@ -1,0 +1,390 @@
+"""`load` and `save`: round trips with nir.read/nir.write, older files, atomic writes."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import h5py
+import nir
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+
+import strategies
+from nirbridge import GraphValidationError, NirbridgeError
+from nirbridge.graph import LIF, Conv1d, Conv2d, Flatten, Graph, Input, Linear, Output
+from nirbridge.io import WRITE_VERSION, load, save
+
+PROPERTY = settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
+
+
+def small_graph(metadata=None, tau=0.01) -> Graph:
+    n = 3
+    f = lambda v: np.full(n, v, np.float32)  # noqa: E731
+    return Graph(
+        nodes={
+            "in": Input(shape=np.array([n])),
+            "fc": Linear(weight=np.eye(n, dtype=np.float32)),
+            "lif": LIF(tau=f(tau), r=f(1), v_leak=f(0), v_threshold=f(1), v_reset=f(0)),
+            "out": Output(shape=np.array([n])),
+        },
+        edges=[("in", "fc"), ("fc", "lif"), ("lif", "out")],
+        metadata=metadata or {},
+    )
+
+
+def leftovers(directory: Path, keep: set[str]) -> set[str]:
+    return {p.name for p in directory.iterdir()} - keep
+
+
+# ----------------------------------------------------------------------------- round trips
+
+
+def like(loaded: Graph, original: Graph) -> Graph:
+    """`loaded` with the Conv input shapes `save` filled in removed again where `original`
+    left them out (checked on their own in test_save_fills_in_missing_conv_input_shapes)."""
+    nodes = {}
+    for name, node in loaded.nodes.items():
+        before = original.nodes.get(name)
+        if isinstance(node, (Conv1d, Conv2d)) and before is not None and before.input_shape_value is None:
+            node = node.model_copy(update={"input_shape_value": None})
+        nodes[name] = like(node, before) if isinstance(node, Graph) and isinstance(before, Graph) else node
+    return loaded.model_copy(update={"nodes": nodes})
+
+
+@PROPERTY
+@given(g=strategies.graphs())
+def test_save_then_load_and_nir_read_give_the_same_graph(g, tmp_path_factory):
+    """Bit-exact arrays and dtypes, same nodes (in the same order), edges (in order), metadata;
+    and nir.read sees the same graph in what save wrote."""
+    path = tmp_path_factory.mktemp("rt") / "g.nir"
+    save(g, path)
+    back = load(path)
+    assert like(back, g) == g
+    assert list(back.nodes) == list(g.nodes)
+    assert like(Graph.from_nir(nir.read(path, type_check=False)), g) == g
+
+
+def test_save_fills_in_missing_conv_input_shapes(tmp_path):
+    """nir.read cannot build a Conv without `input_shape`; save writes the inferred one:
+    (2, 9, 9) into Conv2d -> [9, 9]; (3, 8) into Conv1d -> 8 (a scalar, as nir stores it)."""
+    def conv(cls, weight):
+        return cls(weight=weight, bias=np.zeros(weight.shape[0], np.float32), stride=np.array(1), padding=np.array(0),
+                   dilation=np.array(1), groups=np.array(1))
+
+    g = Graph(
+        nodes={
+            "img": Input(shape=np.array([2, 9, 9])), "c2": conv(Conv2d, np.ones((1, 2, 3, 3), np.float32)),
+            "f2": Flatten(start_dim=0), "seq": Input(shape=np.array([3, 8])), "c1": conv(Conv1d, np.ones((1, 3, 2), np.float32)),
+            "f1": Flatten(start_dim=0), "fc": Linear(weight=np.ones((2, 49), np.float32)), "fc1": Linear(weight=np.ones((2, 7), np.float32)),
+            "out": Output(shape=np.array([2])),
+        },
+        edges=[("img", "c2"), ("c2", "f2"), ("f2", "fc"), ("fc", "out"), ("seq", "c1"), ("c1", "f1"), ("f1", "fc1"), ("fc1", "out")],
+    )
+    path = tmp_path / "g.nir"
+    save(g, path)
+    back = load(path)
+    assert back.nodes["c2"].input_shape_value.tolist() == [9, 9]
+    assert back.nodes["c1"].input_shape_value.shape == () and int(back.nodes["c1"].input_shape_value) == 8
+    assert g.nodes["c2"].input_shape_value is None  # the graph itself is left alone
+    assert Graph.from_nir(nir.read(path, type_check=False)) == back
+
+
+@PROPERTY
+@given(g=strategies.graphs(nir_writable=True))
+def test_load_reads_what_nir_write_writes(g, tmp_path_factory):
+    path = tmp_path_factory.mktemp("nw") / "g.nir"
+    nir.write(path, g.to_nir())
+    assert load(path) == g
+
+
+@settings(PROPERTY, max_examples=15)
+@given(g=strategies.feedforward_graphs())
+def test_nir_read_type_checks_what_save_writes(g, tmp_path_factory):
+    """With its own type checking on, nir.read accepts feedforward graphs nirbridge saved."""
+    path = tmp_path_factory.mktemp("tc") / "g.nir"
+    save(g, path)
+    assert Graph.from_nir(nir.read(path)) == g
+
+
+@pytest.mark.parametrize("compression, filter_id", [("gzip", h5py.h5z.FILTER_DEFLATE), (9, h5py.h5z.FILTER_DEFLATE), ("lzf", h5py.h5z.FILTER_LZF)])
+def test_compressed_files_round_trip(tmp_path, compression, filter_id):
+    g = small_graph()
+    path = tmp_path / "g.nir"
+    save(g, path, compression=compression)
+    with h5py.File(path, "r") as f:
+        dcpl = f["node/nodes/fc/weight"].id.get_create_plist()
+        assert [dcpl.get_filter(i)[0] for i in range(dcpl.get_nfilters())] == [filter_id]
+    assert load(path) == g
+    if compression != "lzf":  # lzf needs h5py's plugin, which nir.read also has; keep it simple
+        assert Graph.from_nir(nir.read(path)) == g
+
+
+def test_uncompressed_by_default_and_laid_out_as_nir_writes(tmp_path):
+    path = tmp_path / "g.nir"
+    save(small_graph(), path)
+    with h5py.File(path, "r") as f:
+        assert set(f) == {"version", "node"}
+        assert f["version"][()].decode() == WRITE_VERSION
+        assert f["node/type"][()] == b"NIRGraph"
+        assert f["node/edges"].shape == (3, 2)
+        assert f["node/nodes/fc/weight"].id.get_create_plist().get_nfilters() == 0
+        assert set(f["node/nodes/lif"]) == {"type", "tau", "r", "v_leak", "v_threshold", "v_reset"}
+
+
+@pytest.mark.parametrize("bad", ["zip", 10, -1, True, 1.5])
+def test_unknown_compression_is_refused(tmp_path, bad):
+    with pytest.raises(NirbridgeError, match="compression must be"):
+        save(small_graph(), tmp_path / "g.nir", compression=bad)
+    assert leftovers(tmp_path, set()) == set()
+
+
+def test_metadata_round_trips(tmp_path):
+    meta = {
+        "text": "héllo", "flag": False, "count": -(2**62), "x": 1e-300, "names": ["a", "ß"],
+        "arr": np.arange(6, dtype=np.uint16).reshape(2, 3), "nirbridge": {"policy": {"dt": 1e-4, "reset": "subtract"}},
+    }
+    path = tmp_path / "g.nir"
+    save(small_graph(meta), path)
+    back = load(path).metadata
+    assert back["nirbridge"] == {"policy": {"dt": 1e-4, "reset": "subtract"}}
+    assert (back["text"], back["flag"], back["count"], back["x"], back["names"]) == ("héllo", False, -(2**62), 1e-300, ["a", "ß"])
+    assert back["arr"].dtype == np.uint16 and back["arr"].tolist() == [[0, 1, 2], [3, 4, 5]]
+    assert Graph.from_nir(nir.read(path)) == load(path)
+
+
+@pytest.mark.parametrize(
+    "meta, where, message",
+    [
+        ({"a/b": 1}, "metadata.a/b", "metadata keys must be non-empty strings"),
+        ({"v": None}, "metadata.v", "cannot store a value of type NoneType"),
+        ({"v": [1, 2]}, "metadata.v", "lists must hold strings only"),
+        ({"v": {"w": object()}}, "metadata.v.w", "cannot store a value of type object"),
+        ({"v": np.array([1j])}, "metadata.v", "cannot store an array of dtype complex128"),
+        ({"v": 2**70}, "metadata.v", f"integer {2**70} does not fit in 64 bits"),
+        ({"v": "nul\x00"}, "metadata.v", "strings cannot hold NUL"),
+        ({"v": "\ud800"}, "metadata.v", "not valid unicode"),
+    ],
+)
+def test_metadata_that_cannot_be_stored_is_refused_before_writing(tmp_path, meta, where, message):
+    path = tmp_path / "g.nir"
+    with pytest.raises(GraphValidationError) as info:
+        save(small_graph(meta), path)
+    assert str(path) in str(info.value) and f"{where}: {message}" in str(info.value)
+    assert leftovers(tmp_path, set()) == set()
+
+
+# ----------------------------------------------------------------------------- older and foreign files
+
+
+def write_by_hand(path, nodes: dict, edges, version="0.2.0"):
+    """A NIR file as older producers wrote it: plain h5py, scalars, no v_reset / w_in."""
+    with h5py.File(path, "w") as f:
+        f.create_dataset("version", data=version, dtype=h5py.string_dtype())
+        g = f.create_group("node")
+        g.create_dataset("type", data="NIRGraph", dtype=h5py.string_dtype())
+        g.create_dataset("edges", data=np.array(edges, dtype=object), dtype=h5py.string_dtype())
+        ng = g.create_group("nodes")
+        for name, fields in nodes.items():
+            sub = ng.create_group(name)
+            for key, value in fields.items():
+                if isinstance(value, str):
+                    sub.create_dataset(key, data=value, dtype=h5py.string_dtype())
+                else:
+                    sub.create_dataset(key, data=value)
+
+
+def test_older_files_get_the_defaults_nir_gives_them(tmp_path):
+    """v_reset missing -> zeros, w_in missing -> ones (dtype of the thresholds), Flatten dims
+    missing -> 1 and -1: exactly what nir.read makes of the same file."""
+    path = tmp_path / "old.nir"
+    thr = np.array([1.0, 2.0], np.float32)
+    write_by_hand(
+        path,
+        {
+            "in": {"type": "Input", "shape": np.array([2])},
+            "cuba": {"type": "CubaLIF", "tau_syn": np.array([0.005, 0.005], np.float32), "tau_mem": np.array([0.01, 0.01], np.float32),
+                     "r": np.ones(2, np.float32), "v_leak": np.zeros(2, np.float32), "v_threshold": thr},
+            "if": {"type": "IF", "r": np.ones(2, np.float64), "v_threshold": np.ones(2, np.float64)},
+            "out": {"type": "Output", "shape": np.array([2])},
+        },
+        [("in", "cuba"), ("cuba", "if"), ("if", "out")],
+    )
+    g = load(path)
+    cuba, neuron = g.nodes["cuba"], g.nodes["if"]
+    assert cuba.v_reset.tolist() == [0, 0] and cuba.v_reset.dtype == np.float32
+    assert cuba.w_in.tolist() == [1, 1] and cuba.w_in.dtype == np.float32
+    assert neuron.v_reset.tolist() == [0, 0] and neuron.v_reset.dtype == np.float64
+    assert g == Graph.from_nir(nir.read(path, type_check=False))
+
+    flat = tmp_path / "flat.nir"
+    write_by_hand(
+        flat,
+        {"in": {"type": "Input", "shape": np.array([2, 3, 4])}, "f": {"type": "Flatten"}, "out": {"type": "Output", "shape": np.array([2, 12])}},
+        [("in", "f"), ("f", "out")],
+    )
+    g = load(flat)
+    assert (g.nodes["f"].start_dim, g.nodes["f"].end_dim, g.nodes["f"].input_type) == (1, -1, None)
+    assert g.shapes()["f"] == ((2, 3, 4), (2, 12))
+    assert g == Graph.from_nir(nir.read(flat, type_check=False))
+
+
+def test_scalar_parameters_in_older_files(tmp_path):
+    path = tmp_path / "scalar.nir"
+    write_by_hand(
+        path,
+        {
+            "in": {"type": "Input", "shape": np.array([4])},
+            "lif": {"type": "LIF", "tau": 0.02, "r": 1.0, "v_leak": 0.0, "v_threshold": 1.0},
+            "out": {"type": "Output", "shape": np.array([4])},
+        },
+        [("in", "lif"), ("lif", "out")],
+        version="0.1.1",
+    )
+    g = load(path)
+    assert g.nodes["lif"].tau.shape == () and g.nodes["lif"].tau.dtype == np.float64
+    assert g.shapes()["lif"] == ((4,), (4,))
+    assert g == Graph.from_nir(nir.read(path, type_check=False))
+
+
+def test_conv_padding_given_as_a_word(tmp_path):
+    path = tmp_path / "same.nir"
+    write_by_hand(
+        path,
+        {
+            "in": {"type": "Input", "shape": np.array([1, 5])},
+            "c": {"type": "Conv1d", "weight": np.ones((2, 1, 3), np.float32), "bias": np.zeros(2, np.float32), "stride": 1,
+                  "padding": "same", "dilation": 1, "groups": 1, "input_shape": 5},
+            "f": {"type": "Flatten", "start_dim": 0, "end_dim": -1},
+            "out": {"type": "Output", "shape": np.array([10])},
+        },
+        [("in", "c"), ("c", "f"), ("f", "out")],
+        version="1.0.0",
+    )
+    g = load(path)
+    assert g.nodes["c"].padding == "same" and g.shapes()["c"] == ((1, 5), (2, 5))
+    assert g == Graph.from_nir(nir.read(path, type_check=False))
+
+
+def test_paths_and_missing_files(tmp_path):
+    path = tmp_path / "g.nir"
+    save(small_graph(), str(path))
+    assert load(str(path)) == load(path)
+    with pytest.raises(FileNotFoundError):
+        load(tmp_path / "missing.nir")
+    with pytest.raises(IsADirectoryError):
+        load(tmp_path)
+    with pytest.raises(TypeError, match="save\\(\\) takes a nirbridge.Graph"):
+        save(small_graph().to_nir(), path)
+
+
+# ----------------------------------------------------------------------------- atomic save
+
+
+@pytest.fixture
+def existing(tmp_path):
+    """A target file that already holds a good graph; returns (path, its bytes)."""
+    path = tmp_path / "net.nir"
+    save(small_graph(), path)
+    return path, path.read_bytes()
+
+
+def test_failed_validation_writes_nothing(existing):
+    path, before = existing
+    bad = Graph.model_construct(**dict(small_graph()))  # skips validation
+    object.__setattr__(bad, "edges", bad.edges + [("lif", "ghost")])
+    with pytest.raises(GraphValidationError, match="destination 'ghost' does not exist"):
+        save(bad, path)
+    assert path.read_bytes() == before
+    assert leftovers(path.parent, {path.name}) == set()
+
+
+def test_unserialisable_metadata_leaves_the_old_file(existing):
+    path, before = existing
+    with pytest.raises(GraphValidationError, match=r"metadata\.when: cannot store a value of type object"):
+        save(small_graph({"when": object()}), path)
+    assert path.read_bytes() == before
+    assert leftovers(path.parent, {path.name}) == set()
+
+
+@pytest.mark.parametrize("exc", [OSError(28, "No space left on device"), KeyboardInterrupt()])
+def test_failure_in_the_middle_of_writing_leaves_the_old_file(existing, monkeypatch, exc):
+    """The writer dies after the first node group is on disk (a full disk, a Ctrl-C)."""
+    import nirbridge.io as nio
+
+    path, before = existing
+    real = nio._write_node
+    calls = []
+
+    def dying(group, node, options):
+        calls.append(node.type)
+        if len(calls) == 2:
+            raise exc
+        real(group, node, options)
+
+    monkeypatch.setattr(nio, "_write_node", dying)
+    with pytest.raises(type(exc)):
+        save(small_graph(tau=0.5), path)
+    assert len(calls) == 2
+    assert path.read_bytes() == before
+    assert leftovers(path.parent, {path.name}) == set()
+
+
+def test_failed_rename_leaves_the_old_file(existing, monkeypatch):
+    path, before = existing
+
+    def refuse(src, dst):
+        raise PermissionError(13, "Permission denied", dst)
+
+    monkeypatch.setattr(os, "replace", refuse)
+    with pytest.raises(PermissionError):
+        save(small_graph(tau=0.5), path)
+    assert path.read_bytes() == before
+    assert leftovers(path.parent, {path.name}) == set()
+
+
+def test_the_file_is_synced_before_it_replaces_the_target(existing, monkeypatch):
+    path, before = existing
+    events = []
+    real_fsync, real_replace = os.fsync, os.replace
+
+    def fsync(fd):
+        events.append(("fsync", os.readlink(f"/proc/self/fd/{fd}") if os.path.exists("/proc/self/fd") else fd))
+        real_fsync(fd)
+
+    def replace(src, dst):
+        events.append(("replace", str(src)))
+        real_replace(src, dst)
+
+    monkeypatch.setattr(os, "fsync", fsync)
+    monkeypatch.setattr(os, "replace", replace)
+    save(small_graph(tau=0.5), path)
+    kinds = [kind for kind, _ in events]
+    assert kinds[:2] == ["fsync", "replace"]
+    if isinstance(events[0][1], str):
+        assert events[0][1] == events[1][1]  # the temporary file itself was synced
+    assert path.read_bytes() != before and load(path) == small_graph(tau=0.5)
+
+
+def test_file_permissions(tmp_path):
+    old = os.umask(0o022)
+    try:
+        fresh = tmp_path / "fresh.nir"
+        save(small_graph(), fresh)
+        assert fresh.stat().st_mode & 0o777 == 0o644
+        kept = tmp_path / "kept.nir"
+        save(small_graph(), kept)
+        kept.chmod(0o600)
+        save(small_graph(tau=0.5), kept)
+        assert kept.stat().st_mode & 0o777 == 0o600
+    finally:
+        os.umask(old)
+
+
+def test_core_modules_import_without_torch():
+    code = "import sys, nirbridge, nirbridge.io, nirbridge.graph; print('torch' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"
