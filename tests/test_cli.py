@@ -462,6 +462,9 @@ def test_console_script_runs(files):
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.splitlines()[2].startswith("outputs/out")
     assert (files.dir / "out.npz").is_file()
+    proc = subprocess.run([script, "backends", "--json"], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert [b["name"] for b in json.loads(proc.stdout)["backends"]] == ["numpy"]
 
 
 MISSING = {

@@ -447,10 +447,11 @@ def convert(src: str, target: str, out: str, preset: str | None, dt: float | Non
 
     _check_out_dir(out)
     graph = _load_graph(src)
-    p = plan(graph, target, policy=_explicit_policy(graph, preset, dt))
+    explicit = _policy(graph, preset, dt) if preset or dt is not None else None
+    p = plan(graph, target, policy=explicit[0] if explicit else None)
     report = p.report
     report.source = src
-    origin = p.source.policy_origin
+    origin = explicit[1] if explicit else p.source.policy_origin
     if report.unsupported or (not lenient and not report.ok):
         raise GapError(report)
     if not report.ok:
@@ -490,9 +491,7 @@ def simulate(file: str, input_path: str, record: tuple[str, ...], preset: str | 
     arrays = {f"outputs/{k}": np.asarray(v) for k, v in result.outputs.items()}
     for node, state in result.states.items():
         arrays.update({f"states/{node}/{var}": np.asarray(v) for var, v in state.items()})
-    used = getattr(result, "policy", None) or policy
-    if used is not None:
-        arrays["policy"] = np.array(json.dumps(used.model_dump(mode="json")))
+    arrays["policy"] = np.array(json.dumps(policy.model_dump(mode="json")))
     _atomic_write(out, lambda fh: np.savez(fh, **arrays))
     rows = [("array", "shape", "dtype", "spikes")]
     for key, arr in arrays.items():
@@ -506,7 +505,7 @@ def simulate(file: str, input_path: str, record: tuple[str, ...], preset: str | 
 
 @cli.command()
 @click.argument("file", metavar="FILE.nir")
-@click.option("--backends", "names", required=True, metavar="A,B,...", help="Backends to compare (comma-separated; the NumPy reference is always included).")
+@click.option("--backends", "names", required=True, metavar="A,B,...", help="Backends to run (comma-separated); each is compared with the NumPy reference, which always runs.")
 @click.option("--input", "input_path", metavar="X.npy", help="Input array; default: a generated input that makes every layer fire.")
 @POLICY_OPTION
 @DT_OPTION
@@ -516,13 +515,12 @@ def verify(file: str, names: str, input_path: str | None, preset: str | None, dt
     node by node against the NumPy reference.
 
     Exit code 0 when all agree, 1 when any differs."""
+    from .plugins import get_backend
     from .verify import verify as verify_
 
     selected = _split_names([names])
     if not selected:
         raise NirbridgeError("--backends: name at least one backend")
-    from .plugins import get_backend
-
     for name in selected:  # an unknown name is a usage error, not a disagreement
         get_backend(name)
     graph = _load_graph(file)

@@ -5,16 +5,17 @@ framework cannot express (a reset timing, threshold rule, v_leak or v_reset it l
 still agree with the NumPy reference. With `a = decay(tau)` and `c = current_gain(tau)`:
 
     input term of x with gain g:   current: c g x   (I, IF: dt g x)      impulse: g x
-    LI/LIF:      v = v_leak + a (v - v_leak) + input term(x, r)
+    LI/LIF:      v = a v + (input term(x, r) + c v_leak)
     CubaLI/F:    I = a_syn I + input term(x, w_in)
-                 v = v_leak + a_mem (v - v_leak) + c_mem r I   (I of this step, or the last one
-                                                                under `voltage_first`)
+                 v = a_mem v + (c_mem r I + c_mem v_leak)   (I of this step, or the last one
+                                                            under `voltage_first`)
     I/IF:        v = v + input term(x, r)
     spikes:      z = v > v_threshold   (`ge`: >=)
     reset:       to_reset v <- v_reset, subtract v <- v - v_threshold, none;
                  `immediate` in the same step, `next_step` after the next step's decay and input.
 
-Spikes use a Heaviside forward with an arctan surrogate gradient, so the cell trains.
+Per-step constants are computed in float64 and rounded once, and each update rounds after
+every operation, as the NumPy reference does. Spikes use a Heaviside forward with an arctan surrogate gradient, so the cell trains.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 from nirbridge import graph as g
-from nirbridge.policy import Policy, current_gain, decay
+from nirbridge.policy import Policy
 
 #: node types the cell runs, and whether they spike
 SPIKING = {"IF": True, "LIF": True, "CubaLIF": True, "I": False, "LI": False, "CubaLI": False}
@@ -43,7 +44,7 @@ class _Heaviside(torch.autograd.Function):
 
 
 def _param(value) -> torch.nn.Parameter:
-    return torch.nn.Parameter(torch.as_tensor(np.asarray(value), dtype=torch.get_default_dtype()))
+    return torch.nn.Parameter(torch.tensor(np.array(value), dtype=torch.get_default_dtype()))
 
 
 def _const(value) -> torch.Tensor:
@@ -90,35 +91,50 @@ class PolicyNeuron(torch.nn.Module):
         return state
 
     # -- maths --------------------------------------------------------------------------
-    def _factors(self, tau: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        ratio = self.dt / tau
-        if self.integration == "euler":
-            return 1 - ratio, ratio
-        return torch.exp(-ratio), -torch.expm1(-ratio)
+    def _constants(self) -> dict[str, torch.Tensor | None]:
+        """Per-step constants from the parameters, computed in float64 and rounded once (as the
+        NumPy reference does): decay a, input gain g, leak term, and for CubaLI/F a_syn, c_mem r."""
+        dt, dtype = self.dt, torch.get_default_dtype()
 
-    def _input(self, x: torch.Tensor, gain: torch.Tensor, c: torch.Tensor | None) -> torch.Tensor:
-        if self.impulse:
-            return gain * x
-        if c is None:  # I, IF: a held current integrates for dt
-            return self.dt * gain * x
-        return c * gain * x
+        def decay_gain(tau):
+            ratio = dt / tau.double()
+            if self.integration == "euler":
+                return 1 - ratio, ratio
+            return torch.exp(-ratio), -torch.expm1(-ratio)
+
+        out: dict[str, torch.Tensor | None] = {"a": None, "leak": None}
+        if self.kind in ("I", "IF"):
+            out["gain"] = self.r.double() if self.impulse else dt * self.r.double()
+        elif self.kind in ("LI", "LIF"):
+            a, c = decay_gain(self.tau)
+            out["a"] = a
+            out["gain"] = self.r.double() if self.impulse else c * self.r.double()
+            out["leak"] = c * self.v_leak.double()
+        else:
+            a_syn, c_syn = decay_gain(self.tau_syn)
+            a, c_mem = decay_gain(self.tau_mem)
+            out.update(a=a, a_syn=a_syn, c_r=c_mem * self.r.double(), v_leak_term=c_mem * self.v_leak.double())
+            out["gain"] = self.w_in.double() if self.impulse else c_syn * self.w_in.double()
+        return {k: (v.to(dtype) if v is not None else None) for k, v in out.items()}
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        k = self._constants()
         zeros = torch.zeros_like(x)
         v = zeros if self.v is None or self.v.shape != x.shape else self.v
-        if self.kind in ("I", "IF"):
-            v = v + self._input(x, self.r, None)
-        elif self.kind in ("LI", "LIF"):
-            a, c = self._factors(self.tau)
-            v = self.v_leak + a * (v - self.v_leak) + self._input(x, self.r, c)
-        else:
-            a_syn, c_syn = self._factors(self.tau_syn)
-            a_mem, c_mem = self._factors(self.tau_mem)
-            i_last = zeros if self.i is None or self.i.shape != x.shape else self.i
-            i = a_syn * i_last + self._input(x, self.w_in, c_syn)
-            drive = i_last if self.voltage_first else i
-            v = self.v_leak + a_mem * (v - self.v_leak) + c_mem * self.r * drive
+        u = x * k["gain"]
+        if k["leak"] is not None:
+            u = u + k["leak"]
+        if self.kind in ("CubaLI", "CubaLIF"):
+            i = zeros if self.i is None or self.i.shape != x.shape else self.i
+            if self.voltage_first:  # v sees I[k-1]
+                term = i * k["c_r"]
+                i = i * k["a_syn"] + u
+            else:
+                i = i * k["a_syn"] + u
+                term = i * k["c_r"]
+            u = term + k["v_leak_term"]
             self.i = i
+        v = v * k["a"] + u if k["a"] is not None else v + u
         if not self.spiking:
             self.v = v
             return v
@@ -145,14 +161,4 @@ class PolicyNeuron(torch.nn.Module):
         return cls(**fields)
 
 
-def factors(node: g.Node, policy: Policy) -> dict[str, np.ndarray]:
-    """Per-step decay (`a`) and current gain (`c`) of a node's time constants, as numpy."""
-    out = {}
-    for field in ("tau", "tau_syn", "tau_mem"):
-        if field in type(node).model_fields:
-            tau = getattr(node, field)
-            out[field] = (decay(tau, policy.dt, policy.integration), current_gain(tau, policy.dt, policy.integration))
-    return out
-
-
-__all__ = ["PolicyNeuron", "SPIKING", "factors"]
+__all__ = ["PolicyNeuron", "SPIKING"]

@@ -130,7 +130,7 @@ def build_stateless(node: g.Node, *, policy: Policy, name: str = "node") -> torc
     if isinstance(node, g.Scale):
         return Scale(node.scale)
     if isinstance(node, g.Threshold):
-        return Threshold(node.threshold, ge=policy.for_node(name).threshold == "ge")
+        return Threshold(node.threshold, ge=policy.for_node(name, "Threshold").threshold == "ge")
     if isinstance(node, g.Delay):
         return Delay(delay_steps(node, policy.dt, name))
     raise TypeError(f"{type(node).__name__} is not a stateless node")
