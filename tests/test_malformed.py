@@ -164,6 +164,12 @@ def test_files_that_are_not_hdf5(tmp_path, content):
     expect(path, NirFormatError, [])
 
 
+def test_a_fifo_is_not_opened(tmp_path):
+    path = tmp_path / "pipe.nir"
+    os.mkfifo(path)
+    expect(path, NirFormatError, ["not a regular file"])
+
+
 @pytest.mark.parametrize("keep", [0.2, 0.5, 0.9])
 def test_truncated_files(tmp_path, keep):
     path = tmp_path / "cut.nir"
@@ -289,8 +295,11 @@ def test_soft_links_are_refused(good, reads):
     assert reads == []
 
 
-@pytest.mark.parametrize("options, label", [({"scaleoffset": 2}, "scaleoffset"), ({"chunks": (3,), "compression": "szip", "compression_opts": ("nn", 2)}, "szip")],
-                         ids=["scaleoffset", "szip"])
+@pytest.mark.parametrize(
+    "options, label",
+    [({"scaleoffset": 2}, "scaleoffset"), ({"chunks": (3,), "compression": "szip", "compression_opts": ("nn", 2)}, "szip")],
+    ids=["scaleoffset", "szip"],
+)
 def test_unknown_filters_are_refused(good, reads, options, label):
     if label == "szip" and "szip" not in h5py.filters.encode:
         pytest.skip("this HDF5 build cannot write szip")
@@ -302,7 +311,9 @@ def test_unknown_filters_are_refused(good, reads, options, label):
 def test_a_huge_array_declared_in_a_tiny_file(good, reads):
     damaged(good, lambda f: replace(f, "node/nodes/fc/weight", shape=(1 << 20, 1 << 20), dtype="f4", chunks=(64, 64)))
     assert good.stat().st_size < 100_000
-    expect(good, ResourceLimitError, ["nodes.fc.weight: declares 4.0 TiB (shape (1048576, 1048576), float32), over the 1.0 GiB per-array limit"])
+    expect(good, ResourceLimitError, [
+        "nodes.fc.weight: declares 4.0 TiB (shape (1048576, 1048576), float32), over the 1.0 GiB per-array limit"
+    ])
     assert reads == []
 
 
@@ -329,8 +340,9 @@ def test_limits_can_be_raised_and_lowered(good):
 def nested(depth: int) -> Graph:
     """Input -> sub -> Output, `depth` levels deep; the innermost graph is Input -> LIF -> Output."""
     f = lambda v: np.full(2, v, np.float32)  # noqa: E731
-    g = {"type": "NIRGraph", "nodes": {"in": Input(shape=np.array([2])), "lif": LIF(tau=f(0.01), r=f(1), v_leak=f(0), v_threshold=f(1), v_reset=f(0)),
-                                       "out": Output(shape=np.array([2]))}, "edges": [("in", "lif"), ("lif", "out")]}
+    lif = LIF(tau=f(0.01), r=f(1), v_leak=f(0), v_threshold=f(1), v_reset=f(0))
+    g = {"type": "NIRGraph", "nodes": {"in": Input(shape=np.array([2])), "lif": lif, "out": Output(shape=np.array([2]))},
+         "edges": [("in", "lif"), ("lif", "out")]}
     for _ in range(depth):
         g = {"type": "NIRGraph", "nodes": {"in": Input(shape=np.array([2])), "sub": g, "out": Output(shape=np.array([2]))},
              "edges": [("in", "sub"), ("sub", "out")]}

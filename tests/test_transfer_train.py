@@ -18,7 +18,7 @@ from benchmarks.transfer.train import (  # noqa: E402
     load_model,
     save_model,
     sequence_loss,
-    spiking_fn,
+    as_model_fn,
     train,
 )
 
@@ -106,15 +106,15 @@ def small_digits():
 def trained(small_digits):
     train_set, _ = small_digits
     net = build_model(train_set, hidden=48, seed=0)
-    history = train(net, train_set, epochs=4, batch_size=32, seed=0, progress=False)
+    history = train(net, train_set, epochs=6, batch_size=16, seed=0, progress=False)
     return net, history
 
 
 def test_training_lowers_the_loss_and_beats_chance(small_digits, trained):
     net, history = trained
-    assert len(history["loss"]) == len(history["accuracy"]) == len(history["seconds"]) == 4
+    assert len(history["loss"]) == len(history["accuracy"]) == len(history["seconds"]) == 6
     assert history["loss"][-1] < 0.7 * history["loss"][0]
-    result = evaluate(spiking_fn(net), small_digits[1], batch_size=50, progress=False)
+    result = evaluate(as_model_fn(net), small_digits[1], batch_size=50, progress=False)
     assert result["accuracy"] > 0.5  # chance: 0.1
 
 

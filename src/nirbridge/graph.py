@@ -2,7 +2,9 @@
 
 Arrays stay numpy arrays with their dtype (no copies). A `Graph` validates itself on
 construction and reports every problem at once, each with a dotted path
-(`nodes.lif1.tau[3]: must be > 0, got -0.02`). Shapes exclude the batch dimension, as in NIR.
+(`nodes.lif1.tau[3]: must be > 0, got -0.02`). Shapes exclude the batch dimension, as in NIR;
+0-d (scalar) neuron parameters, as older NIR files store them, apply to any input shape.
+Metadata values are kept in one form: Python scalars, str, numpy arrays, lists of str, dicts.
 
 `Graph.from_nir(nir_graph)` and `graph.to_nir()` convert losslessly both ways.
 """
@@ -170,8 +172,9 @@ class Node(BaseModel):
                 continue
             if value.size == 0:
                 continue
-            # min/max reductions first: no temporary arrays for the (usual) valid case
-            if kind == "f" and not (np.isfinite(value.min()) and np.isfinite(value.max())):
+            # one reduction first: a NaN or inf makes the sum non-finite (so does overflow, rarely:
+            # then the elementwise test decides); no temporary array when all is well
+            if kind == "f" and not _all_finite(value):
                 bad = ~np.isfinite(value)
                 yield Problem(f"{name}{_first_index(bad)}", f"must be finite, got {value[tuple(_idx(bad))]!s}")
                 continue
@@ -196,6 +199,11 @@ class Node(BaseModel):
     @classmethod
     def _fields_from_nir(cls, node) -> dict[str, Any]:
         return {k: getattr(node, k) for k in cls.model_fields if k != "type"}
+
+
+def _all_finite(value: np.ndarray) -> bool:
+    with np.errstate(over="ignore", invalid="ignore"):
+        return bool(np.isfinite(value.sum()) or np.isfinite(value).all())
 
 
 def _idx(mask: np.ndarray) -> list[int]:
@@ -455,7 +463,8 @@ class _ConvBase(Node):
             yield Problem("groups", f"{int(self.groups)} does not divide {w.shape[0]} output channels")
         if self.bias.shape != (w.shape[0],):
             yield Problem("bias", f"shape {self.bias.shape} does not match {w.shape[0]} output channels")
-        if isinstance(self.padding, str) and self.padding == "same" and self.stride.dtype.kind in "iu" and (self.stride != 1).any():
+        same = isinstance(self.padding, str) and self.padding == "same"
+        if same and self.stride.dtype.kind in "iu" and (self.stride != 1).any():
             yield Problem("padding", f"'same' needs stride 1, got stride {self.stride.tolist()}")
         for name in ("stride", "dilation") + (() if isinstance(self.padding, str) else ("padding",)):
             value = getattr(self, name)
@@ -940,14 +949,13 @@ def _infer_shapes(
     for i, ((src, dst), (s, d)) in enumerate(zip(graph.edges, ends)):
         if not s or not d or s[0] in bad or d[0] in bad:
             continue
-        for (name, rest), role, count in ((s, "Output", "outputs"), (d, "Input", "inputs")):
+        for (name, rest), role in ((s, "Output"), (d, "Input")):
             node = graph.nodes[name]
             if not rest and isinstance(node, Graph):
                 n = len(node.outputs() if role == "Output" else node.inputs())
                 if n != 1:
-                    problems.append(
-                        Problem(f"edges[{i}]", f"nested graph {name!r} has {n} {role} nodes; name one as '{name}.<node>'")
-                    )
+                    msg = f"nested graph {name!r} has {n} {role} nodes; name one as '{name}.<node>'"
+                    problems.append(Problem(f"edges[{i}]", msg))
         out = outs[s[0]] if not s[1] else _endpoint_shape(graph.nodes[s[0]], s[1], out=True)
         into = ins[d[0]] if not d[1] else _endpoint_shape(graph.nodes[d[0]], d[1], out=False)
         if out is not None and into is not None and tuple(out) != tuple(into):
@@ -1000,11 +1008,10 @@ def _graph_problems(
                 edge_problems.append(Problem(f"edges[{i}]", f"{role} {ref!r} does not exist (nodes: {names})"))
                 continue
             name, rest = found
-            if rest:
-                pass
-            elif role == "destination" and isinstance(graph.nodes[name], Input):
+            node = None if rest else graph.nodes[name]  # dotted names may enter a nested Input
+            if role == "destination" and isinstance(node, Input):
                 edge_problems.append(Problem(f"edges[{i}]", f"Input node {name!r} cannot receive edges"))
-            elif role == "source" and isinstance(graph.nodes[name], Output):
+            elif role == "source" and isinstance(node, Output):
                 edge_problems.append(Problem(f"edges[{i}]", f"Output node {name!r} cannot send edges"))
         if edge in seen:
             edge_problems.append(Problem(f"edges[{i}]", f"duplicate edge {edge[0]} -> {edge[1]}"))

@@ -97,8 +97,11 @@ def load(
     `GraphValidationError`; every message names the file and the place in it.
     """
     name = os.fspath(path)
-    if stat.S_ISDIR(os.stat(name).st_mode):  # FileNotFoundError for a missing file
+    mode = os.stat(name).st_mode  # FileNotFoundError for a missing file
+    if stat.S_ISDIR(mode):
         raise IsADirectoryError(f"{name}: is a directory")
+    if not stat.S_ISREG(mode):  # a FIFO or device would block or never end
+        raise NirFormatError("not a regular file", file=name)
     try:
         f = h5py.File(name, "r")
     except OSError as exc:
@@ -180,7 +183,8 @@ class _Scan:
                 where = f"{path}/{key}"
                 if isinstance(child, h5py.h5g.GroupID):
                     if level + 1 > self.max_levels:
-                        self.fail(ResourceLimitError, where, f"groups nested deeper than {self.max_levels} levels (see max_depth)")
+                        msg = f"groups nested deeper than {self.max_levels} levels (see max_depth)"
+                        self.fail(ResourceLimitError, where, msg)
                     obj.children[key] = _Obj(children={})
                     stack.append((child, obj.children[key], where, level + 1))
                 elif isinstance(child, h5py.h5d.DatasetID):
@@ -247,10 +251,12 @@ class _Scan:
         if layout == h5py.h5d.CHUNKED:
             chunk = math.prod(dcpl.get_chunk()) * dtype.itemsize
             if chunk > self.max_array:
-                self.fail(ResourceLimitError, where, f"chunks of {_size(chunk)}, over the {_size(self.max_array)} per-array limit")
+                msg = f"chunks of {_size(chunk)}, over the {_size(self.max_array)} per-array limit"
+                self.fail(ResourceLimitError, where, msg)
         self.total += nbytes
         if self.total > self.max_total:
-            self.fail(ResourceLimitError, where, f"file declares more than {_size(self.max_total)} of data (max_total_bytes)")
+            msg = f"file declares more than {_size(self.max_total)} of data (max_total_bytes)"
+            self.fail(ResourceLimitError, where, msg)
         return _Obj(ds=ds, shape=shape, dtype=dtype)
 
 
@@ -420,7 +426,7 @@ def save(graph: Graph, path: str | os.PathLike, *, compression: str | int | None
     if problems:
         raise GraphValidationError(problems=problems, file=target)
     directory, base = os.path.split(target)
-    tmp = os.path.join(directory, f".{base}.{secrets.token_hex(6)}.tmp")
+    tmp = os.path.join(directory, f".{base[:200]}.{secrets.token_hex(6)}.tmp")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)  # the umask applies
     os.close(fd)
     try:
@@ -568,4 +574,5 @@ def _metadata_values(values: dict[str, Any], where: str) -> Iterator[Problem]:
             elif problem := next(filter(None, map(_text_problem, value)), None):
                 yield Problem(at, problem)
         else:
-            yield Problem(at, f"cannot store a value of type {type(value).__name__} (str, bool, int, float, numpy array, list of str or dict)")
+            kinds = "str, bool, int, float, numpy array, list of str or dict"
+            yield Problem(at, f"cannot store a value of type {type(value).__name__} ({kinds})")
