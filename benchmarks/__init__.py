@@ -1,0 +1,1 @@
+"""Benchmarks and experiments of nirbridge (not part of the installed package)."""

@@ -1,0 +1,33 @@
+"""The transfer study: train a spiking network in snnTorch, move it to other simulators, and
+check that accuracy and spikes stay the same.
+
+``python -m benchmarks.transfer`` runs it. Parts:
+
+- ``datasets``: built-in digits (static and simulated-DVS events) and tonic/torchvision datasets;
+- ``dvs``: the simulated DVS camera under saccades;
+- ``train``: the study's network (fc -> Synaptic -> fc -> Synaptic) and its training;
+- ``evaluate``: accuracy by output spike count for any backend's ``model_fn``.
+"""
+
+from .datasets import DATASETS, DatasetMissingError, FrameDataset, load_dataset, make_loader
+from .dvs import DVSParams, simulate_dvs, to_frames
+from .evaluate import evaluate
+from .train import SeedNet, as_model_fn, build_model, load_model, save_model, train
+
+__all__ = [
+    "DATASETS",
+    "DVSParams",
+    "DatasetMissingError",
+    "FrameDataset",
+    "SeedNet",
+    "as_model_fn",
+    "build_model",
+    "evaluate",
+    "load_dataset",
+    "load_model",
+    "make_loader",
+    "save_model",
+    "simulate_dvs",
+    "to_frames",
+    "train",
+]

@@ -238,11 +238,11 @@ def _mnist(root: Path, train: bool, T: int, download: bool) -> FrameDataset:
 # --- tonic event datasets ---------------------------------------------------------------------
 
 _LAYOUT = {
-    "nmnist": dict(cls="NMNIST", folders=("Train", "Test"), suffix=".bin",
+    "nmnist": dict(cls="NMNIST", title="N-MNIST", folders=("Train", "Test"), suffix=".bin",
                    archives=("train.zip", "test.zip"),
                    files="{folder}/<digit>/*.bin",
                    source="https://www.garrickorchard.com/datasets/n-mnist"),
-    "pokerdvs": dict(cls="POKERDVS", folders=("pips_train", "pips_test"), suffix=".npy",
+    "pokerdvs": dict(cls="POKERDVS", title="Poker-DVS", folders=("pips_train", "pips_test"), suffix=".npy",
                      archives=("pips_train.tar.gz", "pips_test.tar.gz"),
                      files="{folder}/{{cl,di,he,sp}}/*.npy",
                      source="the tonic source repository, tonic/datasets/"),
@@ -271,8 +271,8 @@ def _tonic_frames(name: str, root: Path, train: bool, window: float, download: b
         if not _has_files(home / folder, layout["suffix"]):
             where = layout["files"].format(folder=folder)
             raise DatasetMissingError(
-                f"{name} not found: put {home}/{where} there, or the archive {archive} into {home}/ "
-                f"(from {layout['source']}){_why(cause)}"
+                f"{layout['title']} not found: put its files at {home}/{where}, or the archive "
+                f"{archive} into {home}/ (from {layout['source']}){_why(cause)}"
             ) from cause
     # tonic's check wants every file of the full download; an extracted copy is enough here.
     local = type(base.__name__, (base,), {"_check_exists": lambda self: True})

@@ -121,10 +121,12 @@ def _simulate_chunk(images, ids, params: DVSParams, seed: int) -> list[np.ndarra
         [np.random.default_rng((seed, int(i))).random((steps, rows, cols), dtype=np.float32) for i in ids]
     )
 
-    log_e = lambda dx, dy: np.log(_place(up, dx, dy, (rows, cols)) + params.eps)  # noqa: E731
+    def log_e(dx, dy):
+        return np.log(_place(up, dx, dy, (rows, cols)) + params.eps)
+
     ref = log_e(*offsets[0])
     t_last = np.full((n, rows, cols), -np.inf)
-    found = []  # per step: (image, y, x, t, p)
+    found = [(np.zeros(0, int),) * 5]  # per step: (image, y, x, t, p)
     for k in range(1, steps):
         t = k * params.dt_us
         level = log_e(*offsets[k])
@@ -140,7 +142,7 @@ def _simulate_chunk(images, ids, params: DVSParams, seed: int) -> list[np.ndarra
         pol = np.where(signal[idx], d[idx] > 0, u[idx] < p_noise / 2)
         found.append((*idx, np.full(len(idx[0]), t), pol.astype(int)))
 
-    img, y, x, t, p = (np.concatenate(c) for c in zip(*found)) if found else [np.zeros(0, int)] * 5
+    img, y, x, t, p = (np.concatenate(c) for c in zip(*found))
     order = np.argsort(img, kind="stable")  # stable: time order kept within each image
     bounds = np.cumsum(np.bincount(img, minlength=n))[:-1]
     events = np.empty(len(order), EVENT_DTYPE)

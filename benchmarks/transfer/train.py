@@ -32,7 +32,7 @@ from .datasets import make_loader
 class SeedNet(torch.nn.Module):
     """fc1 -> Synaptic(alpha, beta) -> fc2 -> Synaptic(learnable alpha, beta, threshold[n_out])."""
 
-    def __init__(self, n_in: int, n_hidden: int = 128, n_out: int = 10, *, alpha: float = 0.9,
+    def __init__(self, n_in: int, n_hidden: int = 128, n_out: int = 10, *, alpha: float = 0.5,
                  beta: float = 0.8):
         super().__init__()
         self.config = dict(n_in=n_in, n_hidden=n_hidden, n_out=n_out, alpha=alpha, beta=beta)
@@ -57,7 +57,7 @@ class SeedNet(torch.nn.Module):
         return torch.stack(spikes), torch.stack(membranes)
 
 
-def build_model(dataset, *, hidden: int = 128, alpha: float = 0.9, beta: float = 0.8,
+def build_model(dataset, *, hidden: int = 128, alpha: float = 0.5, beta: float = 0.8,
                 seed: int = 0) -> SeedNet:
     """A SeedNet sized for ``dataset`` (its ``input_shape`` flattened, ``n_classes`` outputs)."""
     torch.manual_seed(seed)
@@ -97,7 +97,7 @@ def train(net: SeedNet, dataset, *, epochs: int = 20, batch_size: int = 64, lr: 
     return history
 
 
-def spiking_fn(net: torch.nn.Module):
+def as_model_fn(net: torch.nn.Module):
     """``model_fn(x_seq) -> output spikes (T, B, classes)`` of a SeedNet, without gradients."""
 
     def model_fn(x):
