@@ -1,6 +1,6 @@
 """Speed of the NumPy reference simulator against snnTorch and Norse step loops, same run.
 
-    python benchmarks/bench_simulator.py [--reps 7] [--no-write]
+    python benchmarks/bench_simulator.py [--reps 7] [--threads 1,default] [--no-write]
 
 Networks:
   mlp  784-500-10, Linear + LIF, snnTorch-style parameters (beta 0.9: tau = dt/(1 - beta),
@@ -13,7 +13,8 @@ snnTorch (`snn.Leaky` per layer) and Norse (`LIFBoxCell` / `IAFCell`) running th
 one step at a time under `torch.no_grad()` (absent when not installed); and the anchor: the
 network's matrix products (or convolutions and pooling) alone, batched over all time steps, in
 NumPy. Times are medians over `--reps` repetitions after one warm-up run; ratios are to the
-time-batched reference. Results go to benchmarks/results/simulator.md.
+time-batched reference. Each thread setting (`--threads`, default: 1 thread, then the
+libraries' defaults) runs in its own process. Results go to benchmarks/results/simulator.md.
 """
 
 from __future__ import annotations
@@ -22,34 +23,25 @@ import argparse
 import os
 import platform
 import statistics
+import subprocess
 import sys
 import time
 from pathlib import Path
 
 
-def _threads_from_argv() -> int | None:
-    """`--threads N` must act before NumPy loads its BLAS."""
-    if "--threads" in sys.argv[:-1]:
-        n = sys.argv[sys.argv.index("--threads") + 1]
-        for var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
-            os.environ[var] = n
-        return int(n)
-    return None
+import numpy as np
 
-
-THREADS = _threads_from_argv() if __name__ == "__main__" else None
-
-import numpy as np  # noqa: E402
-
-import nirbridge  # noqa: E402
-from nirbridge.graph import LIF, Graph, Input, Linear, Output  # noqa: E402
-from nirbridge.policy import Policy  # noqa: E402
-from nirbridge.reference import layers as reference_layers  # noqa: E402
-from nirbridge.reference import simulate  # noqa: E402
+import nirbridge
+from nirbridge.graph import LIF, Graph, Input, Linear, Output
+from nirbridge.policy import Policy
+from nirbridge.reference import layers as reference_layers
+from nirbridge.reference import simulate
 
 ROOT = Path(__file__).resolve().parents[1]
 FIXTURES = ROOT.parent / "shared" / "fixtures" / "nir-paper"
 RESULTS = ROOT / "benchmarks" / "results" / "simulator.md"
+THREAD_VARS = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")
+THREADS: int | None = None  # set in a child run: torch threads (BLAS threads come from its env)
 
 
 def median_ms(fn, reps: int) -> float:
@@ -328,30 +320,48 @@ def environment() -> list[str]:
     ]
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--reps", type=int, default=7)
-    parser.add_argument("--threads", type=int, help="BLAS and torch threads (default: the libraries' own)")
-    parser.add_argument("--no-write", action="store_true", help="print only; do not write benchmarks/results/simulator.md")
-    args = parser.parse_args()
-    mlp_rows, mlp_notes = bench_mlp(args.reps)
-    cnn_rows, cnn_notes = bench_cnn(max(3, args.reps - 2))
-    threads = f"{args.threads} thread(s) for BLAS and torch" if args.threads else "default threads"
-    lines = [
-        "## Simulator speed", "",
-        f"Medians of {args.reps} repetitions (CNN: {max(3, args.reps - 2)}), one warm-up each; all rows in the same run; {threads}.", "",
-    ]
+def section(reps: int) -> str:
+    """One configuration's tables (run in a child process, so BLAS threads are fixed at start)."""
+    mlp_rows, mlp_notes = bench_mlp(reps)
+    cnn_reps = max(3, reps - 2)
+    cnn_rows, cnn_notes = bench_cnn(cnn_reps)
+    threads = f"{THREADS} thread(s) for BLAS and torch" if THREADS else "the libraries' default threads"
+    lines = [f"## {threads}", "", f"Medians of {reps} repetitions (CNN: {cnn_reps}), one warm-up each; all rows of a table in the same run.", ""]
     lines += table("784-500-10 Linear + LIF, T = 100, batch 32, Bernoulli(0.1) input", mlp_rows) + [""] + verdict(mlp_rows)
     lines += [f"- {n}" for n in mlp_notes] + [""]
     lines += table("cnn_sinabs.nir (NIR paper), T = 50, batch 4, Bernoulli(0.1) event frames", cnn_rows) + [""]
     if len(cnn_rows) > 1:
         lines += verdict(cnn_rows)
-    lines += [f"- {n}" for n in cnn_notes] + [""] + environment()
-    text = "\n".join(lines) + "\n"
-    print(text)
+    lines += [f"- {n}" for n in cnn_notes] + [""] + environment() + [""]
+    return "\n".join(lines)
+
+
+def main() -> None:
+    global THREADS
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--reps", type=int, default=7)
+    parser.add_argument("--threads", default="1,default", help="comma list of thread counts for BLAS and torch; 'default' keeps the libraries' own (default: 1,default)")
+    parser.add_argument("--no-write", action="store_true", help="print only; do not write benchmarks/results/simulator.md")
+    parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.child:
+        THREADS = None if args.threads == "default" else int(args.threads)
+        print(section(args.reps))
+        return
+    parts = ["# Simulator speed", "", "Written by `benchmarks/bench_simulator.py`; the machine may be shared (see the load averages).", ""]
+    for threads in args.threads.split(","):
+        env = dict(os.environ)
+        if threads != "default":
+            env.update({var: threads for var in THREAD_VARS})
+        run = subprocess.run(
+            [sys.executable, __file__, "--child", "--threads", threads, "--reps", str(args.reps)],
+            env=env, capture_output=True, text=True, check=True,
+        )
+        print(run.stdout)
+        parts.append(run.stdout)
     if not args.no_write:
         RESULTS.parent.mkdir(parents=True, exist_ok=True)
-        RESULTS.write_text(text)
+        RESULTS.write_text("\n".join(parts).rstrip() + "\n")
         print(f"written to {RESULTS.relative_to(ROOT)}")
 
 

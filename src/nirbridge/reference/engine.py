@@ -76,9 +76,16 @@ def simulate(
             values[name] = units[name].run(_sum_sources(plan, name, values))
         else:
             _run_steps(block, plan, units, values, steps, batch)
-    outputs = {name: values[name] for name in flat.outputs()}
-    states = {name: _states(units[name], values[name]) for name in wanted}
+    given = [values[name] for name in flat.inputs()]
+    outputs = {name: _detach(values[name], given) for name in flat.outputs()}
+    states = {name: {k: _detach(v, given) for k, v in _states(units[name], values[name]).items()} for name in wanted}
     return SimulationResult(outputs=outputs, states=states)
+
+
+def _detach(arr: np.ndarray, given: list[np.ndarray]) -> np.ndarray:
+    """A copy of `arr` if it may share memory with an input (Input, Output and Flatten nodes
+    pass views along), so results never alias the caller's arrays."""
+    return arr.copy() if any(np.may_share_memory(arr, x) for x in given) else arr
 
 
 # ----------------------------------------------------------------------------- checks
@@ -108,8 +115,10 @@ def _check_policy(policy: Policy | None, graph: Graph) -> Policy:
     return policy
 
 
-def _check_record(record: Iterable[str], flat: Graph, graph: Graph) -> tuple[str, ...]:
-    if isinstance(record, str):
+def _check_record(record: Iterable[str] | None, flat: Graph, graph: Graph) -> tuple[str, ...]:
+    if record is None:
+        record = ()
+    elif isinstance(record, str):
         record = (record,)
     names = []
     for name in record:
@@ -163,8 +172,8 @@ def _check_inputs(x: Any, flat: Graph, dtype: np.dtype) -> tuple[dict[str, np.nd
         if sizes is not None and arr.shape[:2] != sizes:
             raise SimulationError(problems=[Problem(where, f"(time, batch) = {arr.shape[:2]} differs from the other inputs' {sizes}")])
         sizes = arr.shape[:2]
-        cast = arr.astype(dtype)  # a copy: results never alias the caller's array
-        if arr.dtype.kind == "f" and not np.isfinite(cast).all():
+        cast = np.asarray(arr, dtype=dtype)  # no copy when the dtype matches (see _detach)
+        if arr.dtype.kind == "f" and not (np.isfinite(cast.min()) and np.isfinite(cast.max())):  # NaN propagates
             idx = tuple(int(i) for i in np.argwhere(~np.isfinite(cast))[0])
             raise SimulationError(problems=[Problem(f"{where}[{', '.join(map(str, idx))}]", f"must be finite, got {arr[idx]}")])
         values[name] = cast

@@ -12,8 +12,12 @@ the input term of `x[k]` (`drive`, elementwise, so it can be computed for all st
                       j = k (current_first) or k - 1 (voltage_first)
 
 then, for IF, LIF, CubaLIF, the spike test `z[k] = v[k] > v_threshold` (`>=` for `ge`) and
-the reset (`to_reset`: v = v_reset, `subtract`: v -= v_threshold, `none`), applied right after
-the test (`immediate`) or in step k+1 after its decay and input (`next_step`).
+the reset, with z as 0/1 (for finite v the same values as "where z"):
+
+    to_reset:  v = v (1 - z) + v_reset z          subtract:  v = v - v_threshold z
+
+applied right after the test (`immediate`) or in step k+1 after its decay and input
+(`next_step`, with z = z[k-1]).
 
 Constants are computed in float64 (through `nirbridge.policy`) and rounded once to the
 simulation dtype; each update is rounded after every operation (no fused multiply-add).
@@ -78,7 +82,7 @@ class Neuron:
         self.gain_is_one = self.gain.ndim == 0 and self.gain == 1
         if self.spiking:
             self.v_threshold = _constant(p["v_threshold"], dtype)
-            self.v_reset = _constant(p["v_reset"], dtype)
+            self.v_reset = self._optional(p["v_reset"])
             self.test = np.greater if policy.threshold == "gt" else np.greater_equal
             self.reset = policy.reset
             self.next_step = policy.reset_timing == "next_step"
@@ -118,7 +122,7 @@ class Neuron:
             self.term = np.empty(state, self.dtype)
             self.i_trace = np.empty(full, self.dtype) if self.record else None
         if self.spiking:
-            self.z = np.zeros(state, bool)
+            self.scratch = np.empty(state, self.dtype)
 
     def advance(self, k: int, u: np.ndarray) -> None:
         """Step k: decay and input, then (spiking neurons) spike test and reset."""
@@ -142,21 +146,27 @@ class Neuron:
             v *= self.a
         v += u
         if self.spiking:
-            z = self.z
-            if self.next_step:
-                self._reset(z)  # the spikes of step k-1 reset now, after decay and input
-            self.test(v, self.v_threshold, out=z)
-            self.output[k] = z
+            z = self.output[k]
+            if self.next_step and k > 0:
+                self._reset(self.output[k - 1])  # the spikes of step k-1 reset now, after decay and input
+            self.test(v, self.v_threshold, out=z)  # 0/1 in the output dtype
             if not self.next_step:
                 self._reset(z)
         if self.v_trace is not None:
             self.v_trace[k] = v  # after the reset (immediate) or before the pending one (next_step)
 
     def _reset(self, z: np.ndarray) -> None:
-        if self.reset == "to_reset":
-            np.copyto(self.v, self.v_reset, where=z)
-        elif self.reset == "subtract":
-            np.subtract(self.v, self.v_threshold, out=self.v, where=z)
+        """Reset where z = 1 (z: 0/1 floats)."""
+        v, scratch = self.v, self.scratch
+        if self.reset == "to_reset":  # v (1 - z) + v_reset z
+            np.subtract(1, z, out=scratch)
+            v *= scratch
+            if self.v_reset is not None:
+                np.multiply(z, self.v_reset, out=scratch)
+                v += scratch
+        elif self.reset == "subtract":  # v - v_threshold z
+            np.multiply(z, self.v_threshold, out=scratch)
+            v -= scratch
 
     def states(self) -> dict[str, np.ndarray]:
         """The recorded state variables, each (T, B, *shape)."""

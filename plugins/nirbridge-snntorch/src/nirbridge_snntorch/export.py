@@ -18,7 +18,6 @@ Reset mechanism and timing travel as per-node policy overrides (`semantics.neuro
 
 from __future__ import annotations
 
-import copy
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -289,20 +288,37 @@ def export(model: torch.nn.Module, *, sample, policy: Policy | None = None) -> t
     if sample is None:
         raise NirbridgeError("snntorch export needs `sample`: an input the model's forward takes "
                              "(batch first; a time loop inside forward takes its whole sequence)")
-    try:
-        traced_model = copy.deepcopy(model)
-    except Exception:  # a model that cannot be copied is traced in place
-        traced_model = model
     sample = torch.as_tensor(np.asarray(sample) if not isinstance(sample, torch.Tensor) else sample,
                              dtype=torch.get_default_dtype())
-    for module in traced_model.modules():
-        if isinstance(module, snn.SpikingNeuron) and getattr(module, "init_hidden", False):
-            module.reset_mem()
+    saved = _save_state(model)
     try:
-        tr = trace(traced_model, sample, is_leaf=is_leaf)
+        for module in model.modules():
+            if isinstance(module, snn.SpikingNeuron) and getattr(module, "init_hidden", False):
+                module.reset_mem()
+        tr = trace(model, sample, is_leaf=is_leaf)
     except Exception as exc:
         raise NirbridgeError(f"running the model on the sample failed: {type(exc).__name__}: {exc}") from exc
+    finally:
+        _restore_state(saved)
     return build(tr, policy)
+
+
+def _save_state(model: torch.nn.Module) -> list:
+    """Every module's buffers and plain tensor attributes (snnTorch keeps hidden state there),
+    so that tracing leaves the model as it was."""
+    saved = []
+    for module in model.modules():
+        tensors = {k: v for k, v in vars(module).items() if isinstance(v, torch.Tensor)}
+        saved.append((module, dict(module._buffers), tensors))
+    return saved
+
+
+def _restore_state(saved: list) -> None:
+    for module, buffers, tensors in saved:
+        module._buffers.clear()
+        module._buffers.update(buffers)
+        for k, v in tensors.items():
+            setattr(module, k, v)
 
 
 def build(tr: Trace, policy: Policy) -> tuple[g.Graph | None, GapReport]:
@@ -531,7 +547,12 @@ def _state_problems(tr: Trace, key: str, calls, kind: str) -> list[str]:
 
 def to_nir(model: torch.nn.Module, *, sample, policy: Policy | None = None, allow_approximate: bool = False) -> g.Graph:
     """Export an snnTorch model; `GapError` (with the full report) when any layer is
-    unsupported, or approximate and `allow_approximate` is False."""
+    unsupported, or approximate and `allow_approximate` is False. A model built by `from_nir`
+    gives back its graph with current parameter values (no sample needed)."""
+    from .importer import SnnTorchGraphModule, graph_of
+
+    if isinstance(model, SnnTorchGraphModule):
+        return graph_of(model)
     graph, report = export(model, sample=sample, policy=policy)
     if graph is None or report.unsupported or (report.approximate and not allow_approximate):
         raise GapError(report)

@@ -68,19 +68,23 @@ def native_plan(node: g.Node, policy: Policy) -> Plan:
             return Plan(problem="snnTorch Leaky zeroes immediately; a one-step-late reset to zero is not a Leaky")
     mechanism = {"subtract": "subtract", "to_reset": "zero", "none": "none"}[p.reset] if spiking else "none"
     delay = not (p.reset == "to_reset" and p.reset_timing == "immediate")
-    common = dict(init_hidden=True, reset_mechanism=mechanism)
+    common = dict(init_hidden=True, reset_mechanism=mechanism)  # trainable: beta, alpha, threshold are Parameters
     if kind in ("LIF", "LI"):
         a = decay(node.tau, p.dt, p.integration)
+        if np.any((a < 0) | (a > 1)):
+            return Plan(problem="tau < dt gives a negative decay 1 - dt/tau; snnTorch clamps beta to [0, 1]")
         c = current_gain(node.tau, p.dt, p.integration)
         gain = node.r if p.input == "impulse" else c * node.r
         bias = c * node.v_leak
         thr = node.v_threshold if spiking else np.full(node.tau.shape, np.inf, dtype=np.float32)
-        kwargs = dict(beta=torch.as_tensor(_f32(a)), threshold=torch.as_tensor(_f32(thr)), reset_delay=delay, **common)
+        kwargs = dict(beta=torch.as_tensor(_f32(a)), threshold=torch.as_tensor(_f32(thr)), reset_delay=delay,
+                      learn_beta=True, learn_threshold=spiking, **common)
         return Plan(snn.Leaky, kwargs, _f32(gain), _f32(bias), output_v=not spiking, text="snnTorch Leaky")
     if kind in ("IF", "I"):
         gain = node.r if p.input == "impulse" else p.dt * node.r
         thr = node.v_threshold if spiking else np.full(node.r.shape, np.inf, dtype=np.float32)
-        kwargs = dict(beta=torch.ones(node.r.shape), threshold=torch.as_tensor(_f32(thr)), reset_delay=delay, **common)
+        kwargs = dict(beta=torch.ones(node.r.shape), threshold=torch.as_tensor(_f32(thr)), reset_delay=delay,
+                      learn_threshold=spiking, **common)
         return Plan(snn.Leaky, kwargs, _f32(gain), None, output_v=not spiking, text="snnTorch Leaky(beta=1)")
     # CubaLIF / CubaLI
     if p.current_order != "current_first":
@@ -90,6 +94,8 @@ def native_plan(node: g.Node, policy: Policy) -> Plan:
     a_syn = decay(node.tau_syn, p.dt, p.integration)
     c_syn = current_gain(node.tau_syn, p.dt, p.integration)
     a_mem = decay(node.tau_mem, p.dt, p.integration)
+    if np.any((a_syn < 0) | (a_syn > 1) | (a_mem < 0) | (a_mem > 1)):
+        return Plan(problem="tau < dt gives a negative decay 1 - dt/tau; snnTorch clamps alpha and beta to [0, 1]")
     c_mem = current_gain(node.tau_mem, p.dt, p.integration)
     g_syn = node.w_in if p.input == "impulse" else c_syn * node.w_in
     k = c_mem * node.r
@@ -98,7 +104,8 @@ def native_plan(node: g.Node, policy: Policy) -> Plan:
     # snnTorch's mem is v / k, so its threshold is v_threshold / k
     thr = node.v_threshold / k if spiking else np.full(node.tau_syn.shape, np.inf, dtype=np.float32)
     kwargs = dict(alpha=torch.as_tensor(_f32(a_syn)), beta=torch.as_tensor(_f32(a_mem)),
-                  threshold=torch.as_tensor(_f32(thr)), reset_delay=delay, **common)
+                  threshold=torch.as_tensor(_f32(thr)), reset_delay=delay, learn_alpha=True, learn_beta=True,
+                  learn_threshold=spiking, **common)
     return Plan(snn.Synaptic, kwargs, _f32(g_syn), None, k=_f32(k), output_v=not spiking, text="snnTorch Synaptic")
 
 

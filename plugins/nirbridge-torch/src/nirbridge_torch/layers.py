@@ -16,7 +16,7 @@ from nirbridge.policy import Policy
 
 
 def _tensor(array) -> torch.Tensor:
-    return torch.as_tensor(np.asarray(array), dtype=torch.get_default_dtype())
+    return torch.tensor(np.array(array), dtype=torch.get_default_dtype())  # a copy: training must not write into the graph
 
 
 def _pair(value, n: int) -> tuple[int, ...]:

@@ -21,8 +21,8 @@ The batch dimension is the first dimension of every layer's input.
 
 from __future__ import annotations
 
-import inspect
 import math
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -226,12 +226,14 @@ class _Tracer:
 
 
 def _site() -> str:
-    """file:line of the model code that called the current torch function."""
-    here = __file__
-    for frame in inspect.stack(context=0)[2:]:
-        if frame.filename != here and "/torch/" not in frame.filename:
-            return f"{frame.filename.rsplit('/', 1)[-1]}:{frame.lineno}"
-    return "?"
+    """file:line:offset of the model code that called the current torch function (the
+    bytecode offset tells apart two calls on one line)."""
+    frame = sys._getframe(2)
+    while frame is not None and (frame.f_code.co_filename == __file__ or "/torch/" in frame.f_code.co_filename):
+        frame = frame.f_back
+    if frame is None:
+        return "?"
+    return f"{frame.f_code.co_filename.rsplit('/', 1)[-1]}:{frame.f_lineno}:{frame.f_lasti}"
 
 
 class _Mode(TorchFunctionMode):

@@ -1,4 +1,4 @@
-"""Shared test helpers: run snnTorch modules natively, compare with the NumPy reference."""
+"""Shared test utilities: run snnTorch modules natively, compare with the NumPy reference."""
 
 from __future__ import annotations
 
@@ -20,10 +20,12 @@ class Loop(torch.nn.Module):
     def forward(self, x):
         kind = type(self.lif).__name__
         spikes, mems, syns = [], [], []
-        if kind in ("Leaky", "Lapicque"):
-            state = (self.lif.reset_mem(),)
-        else:
-            state = tuple(self.lif.reset_mem())
+        # zero states of the layer's shape (RSynaptic with reset_delay=False fails on the
+        # empty tensors `reset_mem()` returns)
+        n = self.fc.out_features
+        zeros = lambda: torch.zeros(x.shape[1], n)  # noqa: E731
+        state = {"Leaky": 1, "Lapicque": 1, "Synaptic": 2, "RLeaky": 2, "RSynaptic": 3}[kind]
+        state = tuple(zeros() for _ in range(state))
         for t in range(x.shape[0]):
             res = self.lif(self.fc(x[t]), *state)
             if kind in ("Leaky", "Lapicque"):
