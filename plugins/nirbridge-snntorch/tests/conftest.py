@@ -1,11 +1,9 @@
-import os
 import sys
 from pathlib import Path
 
 import pytest
 import torch
 
-os.environ.setdefault("NIRBRIDGE_DISABLE_PLUGINS", "1")
 sys.path.insert(0, str(Path(__file__).parent))  # snn_support
 torch.set_num_threads(1)
 

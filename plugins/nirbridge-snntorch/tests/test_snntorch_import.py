@@ -40,8 +40,16 @@ def neuron(kind: str, dt: float, rng, *, v_leak=0.0, v_reset=0.0, gain=1.0) -> g
     return g.CubaLI(**base) if kind == "CubaLI" else g.CubaLIF(**base, v_threshold=thr, v_reset=z + F(v_reset))
 
 
+def dyadic(a) -> np.ndarray:
+    """Values on a 2**-8 grid (relative to their scale): the input layer's matmul is then exact
+    in any summation order, so torch and NumPy feed the neuron identical currents."""
+    a = np.asarray(a, np.float64)
+    step = 2.0 ** (np.floor(np.log2(np.max(np.abs(a)) + 1e-30)) - 8)
+    return (np.round(a / step) * step).astype(F)
+
+
 def chain(node: g.Node, rng, scale: float = 1.0) -> g.Graph:
-    w = (rng.uniform(0.0, 1.0, (N, N_IN)) * scale).astype(F)
+    w = dyadic(rng.uniform(0.0, 1.0, (N, N_IN)) * scale)
     return g.Graph(
         nodes={"input": g.Input(shape=np.array([N_IN])), "fc": g.Linear(weight=w), "lif": node,
                "output": g.Output(shape=np.array([N]))},
@@ -60,8 +68,8 @@ def drive(policy: Policy, kind: str, node: g.Node) -> float:
 
 
 def inputs(rng) -> np.ndarray:
-    x = rng.uniform(0, 1, (T, B, N_IN)).astype(F)
-    x[T // 2 :] *= 0.2
+    x = dyadic(rng.uniform(0, 1, (T, B, N_IN)))
+    x[T // 2 :] *= 0.25
     return x
 
 

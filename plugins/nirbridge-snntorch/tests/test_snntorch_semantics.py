@@ -25,7 +25,7 @@ COMBOS = [
     # subtract with reset_delay=False is approximate: test_double_reset_quirk below
     if not (reset == "subtract" and not delay and not kind.startswith("RSynaptic"))
 ]
-SETTINGS = settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+SETTINGS = settings(max_examples=4, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 
 def build(kind, reset, delay, vector, beta, alpha, thr, seed):

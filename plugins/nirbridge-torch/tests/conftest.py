@@ -1,6 +1,5 @@
-import os
+"""Shared test setup: torch on one thread."""
 
 import torch
 
-os.environ.setdefault("NIRBRIDGE_DISABLE_PLUGINS", "1")
 torch.set_num_threads(1)
