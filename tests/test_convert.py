@@ -170,7 +170,7 @@ def test_nir_preset_with_a_note_when_nothing_can_be_inferred():
 
 def test_override_of_a_missing_node_is_refused():
     policy = Policy.preset("nir").with_override("ghost", reset="subtract")
-    with pytest.raises(PolicyError, match="policy.overrides.ghost: no such node"):
+    with pytest.raises(PolicyError, match="overrides.ghost: no such node"):
         convert(network(), to="numpy", policy=policy)
 
 

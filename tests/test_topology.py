@@ -82,3 +82,22 @@ def test_edge_order_decides_which_edge_closes_a_cycle():
     assert schedule(first).delayed == {("b", "a")}
     second = Graph(nodes=nodes, edges=[("input", "b"), ("input", "a"), ("a", "b"), ("b", "a"), ("b", "output")])
     assert schedule(second).delayed == {("a", "b")}
+
+
+def test_flatten_resolves_edges_into_a_graph_nested_two_levels_deep():
+    """`outer.mid` names a nested graph inside a nested graph: edges into and out of it reach
+    its inner nodes."""
+    i, o = io()
+    mid = recurrent_subgraph()
+    i2, o2 = io()
+    middle = Graph(nodes={"in": i2, "mid": mid, "out": o2}, edges=[("in", "mid"), ("mid", "out")])
+    i3, o3 = io()
+    g = Graph(
+        nodes={"input": i3, "outer": middle, "s": scale(), "output": o3},
+        edges=[("input", "outer"), ("outer", "output"), ("outer.mid", "s"), ("s", "output")],
+    )
+    flat = flatten(g)
+    assert set(flat.nodes) == {"input", "outer.mid.lif", "outer.mid.w", "s", "output"}
+    assert ("outer.mid.lif", "s") in flat.edges
+    assert ("input", "outer.mid.lif") in flat.edges and ("outer.mid.lif", "output") in flat.edges
+    schedule(flat)  # every edge names a flat node

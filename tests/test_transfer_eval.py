@@ -23,7 +23,7 @@ from nirbridge.policy import Policy  # noqa: E402
 from benchmarks.transfer import naive, report  # noqa: E402
 from benchmarks.transfer.__main__ import main  # noqa: E402
 from benchmarks.transfer.compare import compare, run_model  # noqa: E402
-from benchmarks.transfer.datasets import DEFAULT_T, FrameDataset, make_loader  # noqa: E402
+from benchmarks.transfer.datasets import DEFAULT_T, FrameDataset, load_dataset, make_loader  # noqa: E402
 from benchmarks.transfer.train import SeedNet  # noqa: E402
 
 torch.set_num_threads(1)
@@ -171,6 +171,8 @@ def test_plots_and_tables_are_written(demo):
         assert {p.resolve() for p in map(type(out), results["datasets"][dataset]["plots"])} == {p.resolve() for p in expected}
         for path in expected:
             assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and path.stat().st_size > 10_000
+        inputs = np.load(out / dataset / "plot_inputs.npy")
+        assert inputs.shape == (DEFAULT_T[dataset], PLOTS, *load_dataset(dataset, limit=LIMIT)[1].input_shape)
     md = (out / "transfer.md").read_text()
     for title in report.TABLES.values():
         assert f"## {title}" in md
@@ -209,3 +211,55 @@ def test_compare_counts_differing_spikes_and_agreement():
     expected_agreement = np.mean(base.sum(0).argmax(1) == flipped.sum(0).argmax(1))
     assert got["agreement"] == expected_agreement and expected_agreement < 1
     assert compare(a, a)["differing_spikes"] == 0 and compare(a, a)["agreement"] == 1.0
+
+
+def test_first_difference_finds_where_a_converted_model_departs(demo):
+    """One hidden neuron that can no longer fire: the first difference is its first spike."""
+    from benchmarks.transfer.compare import difference_text, first_difference
+
+    out, _ = demo
+    graph = nirbridge.load(out / "digits" / "model.nir")
+    _, test = load_dataset("digits", limit=LIMIT)
+    loader = make_loader(test, 16)
+    reference = nirbridge.convert(graph, to="numpy")
+    spikes = np.concatenate([nirbridge.simulate(graph, np.asarray(x), record=["lif1"]).states["lif1"]["spikes"]
+                             for x, _ in loader], axis=1)  # (T, samples, hidden)
+    j = int(np.argmax(spikes.sum(axis=(0, 1))))
+    lif1 = graph.nodes["lif1"]
+    threshold = np.broadcast_to(np.asarray(lif1.v_threshold, dtype=np.float32), spikes.shape[2:]).copy()
+    threshold[j] = 1e9
+    mute = graph.model_copy(update={"nodes": graph.nodes | {"lif1": lif1.model_copy(update={"v_threshold": threshold})}})
+    muted = nirbridge.convert(mute, to="numpy")
+
+    first_batch = np.flatnonzero(spikes[:, :, j].any(axis=0))[0] // 16
+    block = spikes[:, 16 * first_batch: 16 * first_batch + 16, j]
+    step = int(np.flatnonzero(block.any(axis=1))[0])
+    sample = 16 * first_batch + int(np.flatnonzero(block[step])[0])
+
+    found = first_difference(graph, "numpy", muted, reference, loader)
+    assert (found["node"], found["neuron"], found["step"], found["sample"]) == ("lif1", [j], step, sample)
+    assert found["spiked"] == "reference" and found["v_reference"] > found["threshold"]
+    text = difference_text("muted", found)
+    assert f"test sample {sample}, step {step}" in text and "float32" not in text
+    assert first_difference(graph, "numpy", reference, reference, loader) is None
+
+
+def test_reuse_loads_the_saved_model_instead_of_training(demo, tmp_path):
+    import shutil
+
+    out, results = demo
+    for name in ("model.pt", "model.pt.json", "train.json"):
+        (tmp_path / "digits").mkdir(exist_ok=True)
+        shutil.copyfile(out / "digits" / name, tmp_path / "digits" / name)
+    code = main(["--dataset", "digits", "--reuse", "--epochs", "50", "--limit", str(LIMIT), "--plots", "0",
+                 "--skip-naive", "--out", str(tmp_path), "--no-progress", "--results", ""])
+    assert code == 0
+    again = json.loads((tmp_path / "transfer.json").read_text())["datasets"]["digits"]
+    assert again["train"]["epochs"] == 3 and again["plots"] == [] and again["naive"] == []
+    before = rows_of(results, "digits", "rows")
+    for model, r in rows_of({"datasets": {"digits": again}}, "digits", "rows").items():
+        assert r["accuracy"] == before[model]["accuracy"] and r["differing_spikes"] == 0
+    reused = torch.load(tmp_path / "digits" / "model.pt", weights_only=True)
+    trained = torch.load(out / "digits" / "model.pt", weights_only=True)
+    assert reused.keys() == trained.keys() and all(torch.equal(reused[k], trained[k]) for k in trained)
+    assert not (tmp_path / "published").exists()

@@ -6,7 +6,15 @@ check that accuracy and spikes stay the same.
 - ``datasets``: built-in digits (static and simulated-DVS events) and tonic/torchvision datasets;
 - ``dvs``: the simulated DVS camera under saccades;
 - ``train``: the study's network (fc -> Synaptic -> fc -> Synaptic) and its training;
-- ``evaluate``: accuracy by output spike count for any backend's ``model_fn``.
+- ``evaluate``: accuracy by output spike count for any backend's ``model_fn``;
+- ``compare``: the same batches through several models, prediction agreement and differing
+  output spikes against the original, and where a converted model first departs;
+- ``transfer``: the trained network through a saved NIR file to Norse, snnTorch and the NumPy
+  reference with nirbridge;
+- ``naive``: the same with ``snntorch.export_to_nir`` and ``norse.torch.from_nir``;
+- ``norse_first``: a Norse CSNN with max pooling, trained, converted to snnTorch;
+- ``figures``: input, membrane potentials and spikes of every layer, original vs converted;
+- ``report``: the Markdown and JSON tables.
 """
 
 from .datasets import DATASETS, DatasetMissingError, FrameDataset, load_dataset, make_loader

@@ -97,3 +97,59 @@ def row(dataset: str, table: str, model: str, result: dict | None, original: dic
             out.update(compare(original, result))
     out.update(extra)
     return out
+
+
+def spiking_nodes(graph) -> list[str]:
+    """The graph's spiking neuron nodes, in graph order."""
+    return [name for name, node in graph.nodes.items() if node.type in ("LIF", "CubaLIF", "IF")]
+
+
+def first_difference(graph, backend: str, native, reference, loader) -> dict | None:
+    """Where a converted model first departs from the NumPy reference: the earliest step (then
+    the earliest layer) at which some neuron spikes in one and not the other, with both membrane
+    potentials there and the threshold. ``native``: the model of ``backend``; ``reference``: the
+    ``numpy`` model of the same graph; ``loader``: the batches the table used. None when every
+    neuron of every sample spikes alike."""
+    import nirbridge
+
+    neurons = spiking_nodes(graph)
+    impl, ref_impl = nirbridge.get_backend(backend), nirbridge.get_backend("numpy")
+    offset = 0
+    for x, _ in loader:
+        x = np.asarray(x, dtype=np.float32)
+        got = impl.simulate(native, x, record=tuple(neurons))
+        want = ref_impl.simulate(reference, x, record=tuple(neurons))
+        found = None
+        for order, name in enumerate(neurons):
+            diff = np.argwhere((got.states[name]["spikes"] != 0) != (want.states[name]["spikes"] != 0))
+            if len(diff) and (found is None or (diff[0][0], order) < (found[1][0], found[2])):
+                found = (name, tuple(int(i) for i in diff[0]), order)
+        if found is None:
+            offset += x.shape[1]
+            continue
+        name, (step, b, *neuron), _ = found
+        thr = np.asarray(graph.nodes[name].v_threshold, dtype=float)
+        shape = want.states[name]["v"].shape[2:]
+        threshold = float(thr.reshape(-1)[0] if thr.size == 1 else np.broadcast_to(thr, shape)[tuple(neuron)])
+        ref_spiked = bool(want.states[name]["spikes"][(step, b, *neuron)])
+        return {
+            "node": name, "sample": offset + b, "step": step, "neuron": neuron, "threshold": threshold,
+            "v_reference": float(want.states[name]["v"][(step, b, *neuron)]),
+            "v_converted": float(got.states[name]["v"][(step, b, *neuron)]),
+            "spiked": "reference" if ref_spiked else backend,
+        }
+    return None
+
+
+def difference_text(model: str, d: dict) -> str:
+    """One sentence for the report about a ``first_difference``."""
+    silent_v = d["v_converted"] if d["spiked"] == "reference" else d["v_reference"]
+    silent = "the converted model" if d["spiked"] == "reference" else "the NumPy reference"
+    spiked = "the NumPy reference" if d["spiked"] == "reference" else "the converted model"
+    gap = d["threshold"] - silent_v
+    rounding = abs(gap) <= 1e-5 * max(1.0, abs(d["threshold"]))
+    return (f"{model}: first differing spike at node `{d['node']}`, neuron {tuple(d['neuron'])}, test sample "
+            f"{d['sample']}, step {d['step']}: {spiked} spikes; {silent} stays at v = {silent_v:.9g}, "
+            f"{gap:.2g} below the threshold {d['threshold']:g}"
+            + (" (within float32 rounding of the threshold; the difference then propagates to later steps "
+               "and layers)" if rounding else ""))

@@ -28,7 +28,7 @@ import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
-from .compare import SpikeMonitor, row, run_model
+from .compare import SpikeMonitor, first_difference, row, run_model
 from .datasets import make_loader
 
 ORIGINAL = "Norse CSNN, trained (original)"
@@ -124,7 +124,8 @@ def norse_first(name: str, train_set, test_set, folder: Path, *, epochs: int = 4
     with SpikeMonitor({n: net[i] for n, i in LIF_LAYERS.items()}) as monitor:
         original = run_model(original_fn, loader, progress=progress, desc=f"{name}: {ORIGINAL}")
     rows = [row(name, "norse-first", ORIGINAL, original, original, route="trained in Norse",
-                firing_rates=monitor.rates())]
+                firing_rates=monitor.rates(), is_original=True, backend="norse (original)")]
+    natives = {}
     for backend, label, source in TARGETS:
         start = time.perf_counter()
         if source == "model":
@@ -134,10 +135,16 @@ def norse_first(name: str, train_set, test_set, folder: Path, *, epochs: int = 4
             native = nirbridge.convert(path, to=backend)
             route = f"NIR file -> nirbridge.convert(to={backend!r})"
         seconds = time.perf_counter() - start
+        natives[backend] = native
         impl = nirbridge.get_backend(backend)
         result = run_model(lambda x, impl=impl, native=native: impl.simulate(native, x).output, loader,
                            as_numpy=True, progress=progress, desc=f"{name}: {label}")
-        rows.append(row(name, "norse-first", label, result, original, route=route, convert_seconds=seconds))
+        rows.append(row(name, "norse-first", label, result, original, route=route, convert_seconds=seconds,
+                        backend=backend))
+    for r in rows[1:]:
+        if r["backend"] != "numpy" and r["differing_spikes"]:
+            r["first_difference"] = first_difference(graph, r["backend"], natives[r["backend"]], natives["numpy"],
+                                                     loader)
     return {
         "rows": rows, "history": history, "train_seconds": train_seconds, "epochs": epochs,
         "nir_file": str(path), "nodes": {n: node.type for n, node in graph.nodes.items()},

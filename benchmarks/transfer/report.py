@@ -6,6 +6,8 @@ import json
 import math
 from pathlib import Path
 
+from .compare import difference_text
+
 TABLES = {
     "nirbridge": "snnTorch -> NIR file -> every backend, with nirbridge",
     "naive": "The naive path: snntorch.export_to_nir -> norse.torch.from_nir",
@@ -24,7 +26,10 @@ def spikes_text(r: dict) -> str:
         return "-"
     d, n = r["differing_spikes"], r["compared_spikes"]
     frac = d / n if n else 0.0
-    return f"{d:,} of {n:,} ({100 * frac:.2f} %)" if d else f"0 of {n:,} (0 %)"
+    if not d:
+        return f"0 of {n:,} (0 %)"
+    pct = 100 * frac
+    return f"{d:,} of {n:,} ({pct:.2f} %)" if pct >= 0.01 else f"{d:,} of {n:,} ({pct:.1g} %)"
 
 
 def ms(r: dict) -> str:
@@ -48,8 +53,9 @@ def table(rows: list[dict], kind: str) -> str:
     else:
         head = ["dataset", "model", "accuracy", "agreement with original", "differing output spikes",
                 "time per sample"]
-        lines = [[r["dataset"], r["model"], percent(r.get("accuracy")), percent(r.get("agreement")),
-                  spikes_text(r), ms(r)] for r in rows]
+        lines = [[r["dataset"], r["model"], percent(r.get("accuracy")),
+                  "(original)" if r.get("is_original") else percent(r.get("agreement")),
+                  "(original)" if r.get("is_original") else spikes_text(r), ms(r)] for r in rows]
     out = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     out += ["| " + " | ".join(_cell(c) for c in line) + " |" for line in lines]
     return "\n".join(out)
@@ -63,7 +69,7 @@ def markdown(results: dict) -> str:
     setup = results.get("setup", {})
     if setup:
         lines += [
-            f"Measured by `python -m benchmarks.transfer` ({setup.get('command', '')}) on {setup.get('machine', 'this machine')}; "
+            f"Measured by `{setup.get('command', 'python -m benchmarks.transfer')}` on {setup.get('machine', 'this machine')}; "
             f"torch threads: {setup.get('threads')}; wall time {results.get('wall_seconds', 0):.0f} s. "
             "Agreement: fraction of test samples with the same prediction (most output spikes) as the "
             "original. Differing output spikes: (sample, step, output neuron) entries where exactly one "
@@ -81,6 +87,9 @@ def markdown(results: dict) -> str:
         text = table(rows, kind)
         if text:
             lines += [f"## {title}", "", text, ""]
+            notes = [r for r in rows if r["table"] == kind and r.get("first_difference")]
+            lines += [f"- {r['dataset']}, {difference_text(r['model'], r['first_difference'])}." for r in notes]
+            lines += [""] if notes else []
     return "\n".join(lines)
 
 

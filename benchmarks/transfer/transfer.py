@@ -17,7 +17,7 @@ import numpy as np
 from nirbridge.policy import Policy
 
 from . import naive
-from .compare import SpikeMonitor, row, run_model
+from .compare import SpikeMonitor, first_difference, row, run_model
 from .datasets import make_loader
 from .figures import LAYERS, plot_samples, record_seednet
 from .train import as_model_fn
@@ -47,7 +47,8 @@ def export(net, sample, path: Path):
 def transfer_seednet(name: str, net, test_set, folder: Path, *, batch_size: int, progress: bool = True,
                      with_naive: bool = True, plots: int = 3) -> dict:
     """Everything of the module doc for one dataset. Returns ``rows`` (the nirbridge table),
-    ``naive`` (the naive table), ``plots`` (paths), ``nir_file``, ``policy`` and ``nodes``."""
+    ``naive`` (the naive table), ``plots`` (paths), ``nir_file``, ``policy`` and ``nodes``.
+    The plotted samples' inputs (time, samples, ...) are saved as ``plot_inputs.npy``."""
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     loader = make_loader(test_set, batch_size)
@@ -63,7 +64,7 @@ def transfer_seednet(name: str, net, test_set, folder: Path, *, batch_size: int,
     with SpikeMonitor({n: getattr(net, n) for n in LAYERS}) as monitor:
         original = run_model(as_model_fn(net), loader, progress=progress, desc=f"{name}: {ORIGINAL}")
     rows = [row(name, "nirbridge", ORIGINAL, original, original, route="trained in snnTorch",
-                firing_rates=monitor.rates())]
+                firing_rates=monitor.rates(), is_original=True)]
     converted = {}
     for backend, label in BACKENDS.items():
         start = time.perf_counter()
@@ -74,6 +75,7 @@ def transfer_seednet(name: str, net, test_set, folder: Path, *, batch_size: int,
                            desc=f"{name}: {label}")
         rows.append(row(name, "nirbridge", f"{label} (nirbridge)", result, original,
                         route=f"NIR file -> nirbridge.convert(to={backend!r})", convert_seconds=seconds))
+    explain(rows, graph, converted, loader)
 
     naive_rows, naive_plot_model = [], None
     if with_naive:
@@ -95,6 +97,7 @@ def transfer_seednet(name: str, net, test_set, folder: Path, *, batch_size: int,
         indices = list(range(min(plots, len(test_set))))
         x = np.stack([test_set[i][0] for i in indices], axis=1)
         labels = [int(test_set.labels[i]) for i in indices]
+        np.save(folder / "plot_inputs.npy", x)  # for `nirbridge plot model.nir --input plot_inputs.npy`
         ref = record_seednet(net, x)
         conv = nirbridge.get_backend("norse").simulate(converted["norse"], x, record=LAYERS)
         paths += plot_samples(ref, conv, x, indices=indices, labels_of=labels, graph=graph,
@@ -110,6 +113,15 @@ def transfer_seednet(name: str, net, test_set, folder: Path, *, batch_size: int,
         "export_seconds": export_seconds, "policy": policy.model_dump(mode="json") if policy else None,
         "nodes": {n: node.type for n, node in graph.nodes.items()},
     }
+
+
+def explain(rows: list[dict], graph, converted: dict, loader) -> None:
+    """Add ``first_difference`` to each converted row whose spikes differ from the original."""
+    labels = {f"{label} (nirbridge)": backend for backend, label in BACKENDS.items()}
+    for r in rows:
+        backend = labels.get(r["model"])
+        if backend is not None and backend != "numpy" and r.get("differing_spikes"):
+            r["first_difference"] = first_difference(graph, backend, converted[backend], converted["numpy"], loader)
 
 
 def policy_text(policy: Policy | None, graph) -> str:

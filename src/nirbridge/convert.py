@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .backend import Backend
-from .errors import GapError, PluginError, PolicyError, Problem, UnknownBackendError
+from .errors import GapError, PluginError, UnknownBackendError
 from .gaps import GRAPH_NODE, POLICY_NODE, Gap, GapReport
 from .graph import SPIKING_TYPES, Graph
 from .policy import Policy
@@ -126,16 +126,8 @@ def resolve_source(src: Any, *, source: str | Backend | None = None, policy: Pol
             chosen = Policy.preset("nir")
             origin = "preset 'nir': nothing in the graph says how it was stepped"
             notes.append(f"no policy in the graph and no dt inferable ({inferred.message}); assumed the 'nir' preset at dt={chosen.dt:g}")
-    _check_overrides(chosen, graph)
+    chosen.check(graph)
     return Source(graph, chosen, origin, kind, backend, notes)
-
-
-def _check_overrides(policy: Policy, graph: Graph) -> None:
-    """A per-node override naming no node of the graph would silently do nothing."""
-    names = {name for name, _ in graph.walk()}
-    problems = [Problem(f"policy.overrides.{n}", f"no such node (nodes: {', '.join(sorted(names))})") for n in policy.overrides if n not in names]
-    if problems:
-        raise PolicyError(problems=problems)
 
 
 def _target(to: str | Backend) -> Backend | None:

@@ -174,18 +174,14 @@ class Policy(_Model):
         return Policy(**data)
 
     def check(self, graph) -> None:
-        """Raise PolicyError if an override names a node `graph` does not have, or a
-        node-type override a type it does not use (either would silently do nothing)."""
+        """Raise PolicyError if a per-node override names a node `graph` does not have (it
+        would silently do nothing). Type overrides are checked on construction; a preset's
+        type overrides may name types a particular graph does not use."""
         names = dict(graph.walk())
-        kinds = {node.type for node in names.values()}
         problems = [
             Problem(f"overrides.{n}", f"no such node (nodes: {', '.join(sorted(names))})")
             for n in self.overrides
             if n not in names
-        ] + [
-            Problem(f"type_overrides.{k}", f"no node of this type (types: {', '.join(sorted(kinds))})")
-            for k in self.type_overrides
-            if k not in kinds
         ]
         if problems:
             raise PolicyError(problems=problems)

@@ -19,44 +19,58 @@ Edge = tuple[str, str]
 
 def flatten(graph: Graph) -> Graph:
     """Inline nested graphs: node `sub`'s inner node `x` becomes `sub.x`; the nested graph's
-    Input and Output nodes disappear, edges into `sub` feed what its Input fed, and edges out
-    of `sub` leave from what fed its Output. A graph without nested graphs is returned as is."""
+    Input and Output nodes disappear, edges into `sub` (or `sub.<its Input>`) feed what its
+    Input fed, and edges out of `sub` leave from what fed its Output. Works at any depth. A
+    graph without nested graphs is returned as is."""
     if not any(isinstance(n, Graph) for n in graph.nodes.values()):
         return graph
+    nodes, edges, _, _ = _inline(graph)
+    return Graph.model_construct(nodes=nodes, edges=edges, metadata=dict(graph.metadata), type="NIRGraph")
+
+
+def _inline(graph: Graph) -> tuple[dict, list[Edge], dict[str, list[str]], dict[str, list[str]]]:
+    """Flat nodes and edges of `graph`, plus, for every name that stands for a nested graph or
+    one of its Input/Output nodes, the flat nodes an edge into it enters (`entries`) and the
+    flat nodes an edge out of it leaves from (`exits`)."""
     nodes: dict = {}
-    # for each nested graph: where edges entering it go, and where edges leaving it come from
+    edges: list[Edge] = []
     entries: dict[str, list[str]] = {}
     exits: dict[str, list[str]] = {}
-    edges: list[Edge] = []
     for name, node in graph.nodes.items():
         if not isinstance(node, Graph):
             nodes[name] = node
             continue
-        inner = flatten(node)
-        ins, outs = inner.inputs(), inner.outputs()
-        for inner_name, inner_node in inner.nodes.items():
-            if not isinstance(inner_node, (Input, Output)):
-                flat = f"{name}.{inner_name}"
-                if flat in graph.nodes:
-                    raise GraphValidationError(
-                        problems=[Problem(f"nodes.{flat}", f"name collides with node {inner_name!r} of nested graph {name!r}")]
-                    )
-                nodes[flat] = inner_node
-        succ = {i: [f"{name}.{d}" for s, d in inner.edges if s == i] for i in ins}
-        pred = {o: [f"{name}.{s}" for s, d in inner.edges if d == o] for o in outs}
+        inner_nodes, inner_edges, inner_entries, inner_exits = _inline(node)
+        ins = [k for k, n in node.nodes.items() if isinstance(n, Input)]
+        outs = [k for k, n in node.nodes.items() if isinstance(n, Output)]
+
+        def flat(inner: str, name: str = name) -> str:
+            return f"{name}.{inner}"
+
+        for inner_name, inner_node in inner_nodes.items():
+            if inner_name in ins or inner_name in outs:
+                continue
+            if flat(inner_name) in graph.nodes:
+                raise GraphValidationError(
+                    problems=[Problem(f"nodes.{flat(inner_name)}", f"name collides with node {inner_name!r} of nested graph {name!r}")]
+                )
+            nodes[flat(inner_name)] = inner_node
+        succ = {i: [flat(d) for s, d in inner_edges if s == i] for i in ins}
+        pred = {o: [flat(s) for s, d in inner_edges if d == o] for o in outs}
         entries[name] = [n for i in ins for n in succ[i]]
         exits[name] = [n for o in outs for n in pred[o]]
         for i in ins:
-            entries[f"{name}.{i}"] = succ[i]
+            entries[flat(i)] = succ[i]
         for o in outs:
-            exits[f"{name}.{o}"] = pred[o]
-        edges += [(f"{name}.{s}", f"{name}.{d}") for s, d in inner.edges if s not in ins and d not in outs]
+            exits[flat(o)] = pred[o]
+        entries.update({flat(k): [flat(n) for n in v] for k, v in inner_entries.items()})
+        exits.update({flat(k): [flat(n) for n in v] for k, v in inner_exits.items()})
+        edges += [(flat(s), flat(d)) for s, d in inner_edges if s not in ins and d not in outs]
     for src, dst in graph.edges:
         for s in exits.get(src, [src]):
             for d in entries.get(dst, [dst]):
                 edges.append((s, d))
-    unique = list(dict.fromkeys(edges))
-    return Graph.model_construct(nodes=nodes, edges=unique, metadata=dict(graph.metadata), type="NIRGraph")
+    return nodes, list(dict.fromkeys(edges)), entries, exits
 
 
 @dataclass(frozen=True)

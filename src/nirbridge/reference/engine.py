@@ -106,12 +106,7 @@ def _check_policy(policy: Policy | None, graph: Graph) -> Policy:
         policy = Policy.from_metadata(graph.metadata) or Policy()
     elif not isinstance(policy, Policy):
         raise PolicyError(problems=[Problem("policy", f"must be a nirbridge.Policy, got {type(policy).__name__}")])
-    names = dict(graph.walk())
-    unknown = [name for name in policy.overrides if name not in names]
-    if unknown:  # an override of a missing node would silently do nothing
-        raise PolicyError(
-            problems=[Problem(f"overrides.{name}", f"no such node (nodes: {', '.join(sorted(names))})") for name in unknown]
-        )
+    policy.check(graph)
     return policy
 
 
