@@ -389,3 +389,21 @@ def test_core_modules_import_without_torch():
     code = "import sys, nirbridge, nirbridge.io, nirbridge.graph; print('torch' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
+
+
+def test_saved_file_gets_the_umask_permissions_and_keeps_an_existing_files(tmp_path):
+    """Atomic replacement must not leave the temporary file's private mode on the result."""
+    import stat
+
+    graph = small_graph()
+    path = tmp_path / "net.nir"
+    old = os.umask(0o022)
+    try:
+        save(graph, path)
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE(path.stat().st_mode) == 0o644
+    path.chmod(0o600)
+    save(graph, path)
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    assert [p.name for p in tmp_path.iterdir()] == ["net.nir"]

@@ -17,9 +17,7 @@ traceback. Results go to stdout, progress to stderr.
 from __future__ import annotations
 
 import json
-import os
 import sys
-import tempfile
 import time
 import warnings
 from collections.abc import Callable, Sequence
@@ -30,6 +28,7 @@ from typing import Any
 import click
 import numpy as np
 
+from .atomic import replacing
 from .errors import GapError, NirbridgeError
 
 EXIT_OK, EXIT_NO, EXIT_ERROR = 0, 1, 2
@@ -238,16 +237,9 @@ def _split_names(values: Sequence[str]) -> list[str]:
 
 def _atomic_write(path: str | Path, write: Callable[[Any], None]) -> Path:
     """Write through a temporary file beside `path`, renamed into place."""
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            write(fh)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
+    with replacing(path) as tmp, open(tmp, "wb") as fh:
+        write(fh)
+    return Path(path)
 
 
 def _check_out_dir(path: str) -> None:

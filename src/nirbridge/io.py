@@ -17,11 +17,9 @@ it from the edges) is written as inferred, since nir cannot read a Conv without 
 
 from __future__ import annotations
 
-import contextlib
 import math
 import os
 import re
-import secrets
 import stat
 from collections.abc import Iterator
 from typing import Any
@@ -38,6 +36,7 @@ from .errors import (
     UnsafeFileError,
     UnsupportedVersionError,
 )
+from .atomic import replacing
 from .graph import NODE_TYPES, Conv1d, Conv2d, Graph, Node
 
 DEFAULT_MAX_ARRAY_BYTES = 1 << 30  # 1 GiB per dataset
@@ -425,32 +424,9 @@ def save(graph: Graph, path: str | os.PathLike, *, compression: str | int | None
     problems = list(graph.problems()) + list(_metadata_problems(graph))
     if problems:
         raise GraphValidationError(problems=problems, file=target)
-    directory, base = os.path.split(target)
-    tmp = os.path.join(directory, f".{base[:200]}.{secrets.token_hex(6)}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)  # the umask applies
-    os.close(fd)
-    try:
-        with contextlib.suppress(FileNotFoundError):
-            os.chmod(tmp, stat.S_IMODE(os.stat(target).st_mode))
-        with h5py.File(tmp, "w") as f:
-            f.create_dataset("version", data=WRITE_VERSION, dtype=_STR)
-            _write_graph(f.create_group("node", track_order=True), graph, options)
-        fd = os.open(tmp, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-        os.replace(tmp, target)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
-    with contextlib.suppress(OSError):  # make the rename durable where directories can be fsynced
-        fd = os.open(directory, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
+    with replacing(target) as tmp, h5py.File(tmp, "w") as f:
+        f.create_dataset("version", data=WRITE_VERSION, dtype=_STR)
+        _write_graph(f.create_group("node", track_order=True), graph, options)
 
 
 def _compression(compression: str | int | None) -> dict[str, Any]:

@@ -328,17 +328,10 @@ def figure_format(path: str | Path) -> str:
 def save_figure(fig, path: str | Path, *, dpi: int = 100) -> Path:
     """Write `fig` to `path` (format from the extension) through a temporary file renamed into
     place, so a failed write leaves no partial file. Returns the path."""
-    import os
-    import tempfile
+    from .atomic import replacing
 
     path = Path(path)
     fmt = figure_format(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent or ".")
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fig.savefig(fh, format=fmt, dpi=dpi)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with replacing(path) as tmp, open(tmp, "wb") as fh:
+        fig.savefig(fh, format=fmt, dpi=dpi)
     return path

@@ -196,3 +196,26 @@ def test_exported_graph_round_trips_bit_exact():
     model = from_nir(graph, policy=Policy.from_metadata(graph.metadata))
     assert type(model.module("3.lif").neuron) is snn.RSynaptic
     assert to_nir(model, sample=None) == graph
+
+
+def test_cubalif_with_unit_r_runs_bit_exact_as_the_policy_cell():
+    """A Norse-style CubaLIF (r = 1, so c_mem r = dt/tau_mem = 0.1) cannot be a Synaptic
+    without rescaling its state (mem = v / 0.1), which rounds differently from the reference and
+    flipped spikes within 1e-7 of threshold in trained networks. It runs as the policy cell,
+    bit for bit equal to the reference on arbitrary float inputs."""
+    n, steps = 64, 300
+    policy = Policy.preset("norse", dt=1e-4)
+    rng = np.random.default_rng(5)
+    ones, zeros = np.ones(n, F), np.zeros(n, F)
+    node = g.CubaLIF(tau_syn=np.full(n, 5e-4, F), tau_mem=np.full(n, 1e-3, F), r=ones, v_leak=zeros,
+                     v_threshold=rng.uniform(0.05, 0.15, n).astype(F), v_reset=zeros, w_in=ones)
+    graph = g.Graph(nodes={"input": g.Input(shape=np.array([n])), "lif": node, "output": g.Output(shape=np.array([n]))},
+                    edges=[("input", "lif"), ("lif", "output")])
+    x = rng.uniform(0, 2, (steps, 2, n)).astype(F)
+    ref = simulate(graph, x, policy=policy, record=["lif"])
+    assert_fires(ref.states["lif"]["spikes"])
+    model = from_nir(graph, policy=policy)
+    assert isinstance(model.module("lif"), PolicyNeuron)
+    got = model.run(x, record=["lif"])
+    assert np.array_equal(got.states["lif"]["spikes"], ref.states["lif"]["spikes"])
+    assert np.array_equal(got.states["lif"]["v"], ref.states["lif"]["v"])

@@ -168,15 +168,13 @@ def _neuron_node(module: SnnTorchNeuron, node: g.Node, p: Policy) -> g.Node:
     elif node.type in ("IF", "I"):
         fields = dict(r=gain if p.input == "impulse" else gain / p.dt)
     else:
-        k = module.k.cpu().numpy().astype(np.float64) if module.k is not None else 1.0
         tau_syn = tau_from_decay(n.alpha.detach().clamp(0, 1).cpu().numpy().astype(np.float64), p.dt, p.integration)
         tau_mem = tau_from_decay(n.beta.detach().clamp(0, 1).cpu().numpy().astype(np.float64), p.dt, p.integration)
         c_syn, c_mem = current_gain(tau_syn, p.dt, p.integration), current_gain(tau_mem, p.dt, p.integration)
-        fields = dict(tau_syn=tau_syn, tau_mem=tau_mem, r=k / c_mem,
+        fields = dict(tau_syn=tau_syn, tau_mem=tau_mem, r=1 / c_mem,
                       w_in=gain if p.input == "impulse" else gain / c_syn)
     if "v_threshold" in type(node).model_fields:
-        k = module.k.cpu().numpy().astype(np.float64) if module.k is not None else 1.0
-        fields["v_threshold"] = n.threshold.detach().cpu().numpy().astype(np.float64) * k
+        fields["v_threshold"] = n.threshold.detach().cpu().numpy().astype(np.float64)
     out = {}
     for key, value in fields.items():
         ref = getattr(node, key)

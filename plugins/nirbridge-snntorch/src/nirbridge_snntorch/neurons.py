@@ -5,7 +5,7 @@ gain is not 1 or it has a leak towards v_leak != 0, and reads the neuron's state
 terms (`record_state`). For a LIF node under a node policy `p` (c, a from `p.integration`):
 
     Leaky(beta = a)                 x' = g x + c v_leak,  g = c r (current) or r (impulse)
-    Synaptic(alpha = a_syn, beta = a_mem)   x' = g_syn x;  v = k mem, k = c_mem r, threshold v_threshold / k
+    Synaptic(alpha = a_syn, beta = a_mem)   x' = g_syn x, when c_mem r = 1 (snnTorch's convention)
     LI / CubaLI: the same with threshold = inf and reset "none", output v
     IF / I: Leaky(beta = 1), g = dt r (current) or r (impulse)
 
@@ -33,13 +33,12 @@ UNIT_TOL = 1e-6
 @dataclass
 class Plan:
     """How a node runs natively: the snnTorch class and its arguments, input gain and bias,
-    and the factor `k` relating snnTorch's syn to NIR's I. `problem` when it cannot."""
+    `problem` when it cannot."""
 
     cls: type | None = None
     kwargs: dict | None = None
     gain: np.ndarray | None = None
     bias: np.ndarray | None = None
-    k: np.ndarray | None = None
     output_v: bool = False
     problem: str = ""
     text: str = ""
@@ -99,28 +98,29 @@ def native_plan(node: g.Node, policy: Policy) -> Plan:
     c_mem = current_gain(node.tau_mem, p.dt, p.integration)
     g_syn = node.w_in if p.input == "impulse" else c_syn * node.w_in
     k = c_mem * node.r
-    if np.any(k == 0):
-        return Plan(problem="r = 0: the current never reaches the membrane")
-    # snnTorch's mem is v / k, so its threshold is v_threshold / k
-    thr = node.v_threshold / k if spiking else np.full(node.tau_syn.shape, np.inf, dtype=np.float32)
+    if not np.allclose(k, 1, rtol=0, atol=UNIT_TOL):
+        # Synaptic adds syn to mem unscaled; carrying k = c_mem r != 1 would need a rescaled
+        # state (mem = v / k, threshold / k), which rounds differently from the reference and
+        # flips spikes within an ulp of threshold
+        return Plan(problem="snnTorch Synaptic adds the current to the membrane unscaled (c_mem r != 1)")
+    thr = node.v_threshold if spiking else np.full(node.tau_syn.shape, np.inf, dtype=np.float32)
     kwargs = dict(alpha=torch.as_tensor(_f32(a_syn)), beta=torch.as_tensor(_f32(a_mem)),
                   threshold=torch.as_tensor(_f32(thr)), reset_delay=delay, learn_alpha=True, learn_beta=True,
                   learn_threshold=spiking, **common)
-    return Plan(snn.Synaptic, kwargs, _f32(g_syn), None, k=_f32(k), output_v=not spiking, text="snnTorch Synaptic")
+    return Plan(snn.Synaptic, kwargs, _f32(g_syn), None, output_v=not spiking, text="snnTorch Synaptic")
 
 
 class SnnTorchNeuron(torch.nn.Module):
     """An snnTorch neuron (`init_hidden=True`) stepped once per call, with an optional input
     transform `x' = gain * x + bias`; outputs spikes (or v for LI/CubaLI/I)."""
 
-    def __init__(self, neuron: torch.nn.Module, *, gain=None, bias=None, k=None, output_v: bool = False):
+    def __init__(self, neuron: torch.nn.Module, *, gain=None, bias=None, output_v: bool = False):
         super().__init__()
-        self.neuron = neuron  # k: v = k * mem (Synaptic with c_mem r != 1)
+        self.neuron = neuron
         use_gain = gain is not None and not np.allclose(gain, 1, rtol=0, atol=UNIT_TOL)
         use_bias = bias is not None and np.any(bias != 0)
         self.gain = torch.nn.Parameter(torch.as_tensor(gain)) if use_gain else None
         self.register_buffer("bias", torch.as_tensor(bias) if use_bias else None)
-        self.register_buffer("k", torch.as_tensor(k) if k is not None and not np.allclose(k, 1, rtol=0, atol=UNIT_TOL) else None)
         self.output_v = output_v
         self._spk = None
 
@@ -135,13 +135,10 @@ class SnnTorchNeuron(torch.nn.Module):
             x = x + self.bias
         spk = self.neuron(x)
         self._spk = spk
-        return self._v() if self.output_v else spk
-
-    def _v(self) -> torch.Tensor:
-        return self.neuron.mem * self.k if self.k is not None else self.neuron.mem
+        return self.neuron.mem if self.output_v else spk
 
     def record_state(self) -> dict[str, torch.Tensor]:
-        state = {"v": self._v()}
+        state = {"v": self.neuron.mem}
         if hasattr(self.neuron, "syn"):
             state["I"] = self.neuron.syn
         if not self.output_v:
@@ -165,4 +162,4 @@ def build_native(plan: Plan, recurrent: torch.nn.Module | None = None) -> SnnTor
     neuron = cls(**kwargs)
     if recurrent is not None and not isinstance(recurrent, torch.Tensor):
         neuron.recurrent = recurrent
-    return SnnTorchNeuron(neuron, gain=plan.gain, bias=plan.bias, k=plan.k, output_v=plan.output_v)
+    return SnnTorchNeuron(neuron, gain=plan.gain, bias=plan.bias, output_v=plan.output_v)
