@@ -1,5 +1,6 @@
 """Shared test setup: `import strategies` works from any test file; `fixtures_dir` gives the
-NIR paper artefacts (`<repo>/../shared/fixtures/nir-paper`) or skips when they are absent."""
+NIR paper artefacts (`<repo>/../shared/fixtures/nir-paper`) or skips when they are absent;
+`builtin_backends_only` keeps installed plugins out of the registry for one test."""
 
 from __future__ import annotations
 
@@ -21,3 +22,14 @@ def fixtures_dir() -> Path:
     if not NIR_PAPER.is_dir():
         pytest.skip(f"NIR paper fixtures not found at {NIR_PAPER}")
     return NIR_PAPER
+
+
+@pytest.fixture
+def builtin_backends_only(monkeypatch):
+    """Only the built-in numpy backend, in-process and in subprocesses (fast, deterministic)."""
+    from nirbridge import plugins
+
+    monkeypatch.setenv(plugins.DISABLE_ENV, "1")
+    plugins.reset()
+    yield
+    plugins.reset()

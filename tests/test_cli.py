@@ -66,13 +66,7 @@ def _spikes(p: float = 0.3) -> np.ndarray:
     return (np.random.default_rng(1).random((T, B, 3)) < p).astype(F)
 
 
-@pytest.fixture(autouse=True)
-def builtin_backends_only(monkeypatch):
-    """Only the built-in numpy backend, in-process and in subprocesses (fast, deterministic)."""
-    monkeypatch.setenv(plugins.DISABLE_ENV, "1")
-    plugins.reset()
-    yield
-    plugins.reset()
+pytestmark = pytest.mark.usefixtures("builtin_backends_only")
 
 
 @pytest.fixture

@@ -10,7 +10,6 @@ import numpy as np
 import pytest
 
 import nirbridge
-from nirbridge import plugins
 from nirbridge import GapError, Graph, Policy
 from nirbridge.backend import Backend, Support
 from nirbridge.convert import check, convert, plan, with_policy
@@ -24,12 +23,7 @@ from nirbridge.testing import build_case
 from nirbridge.verify import spike_inputs
 
 
-@pytest.fixture(autouse=True)
-def _no_entry_points(monkeypatch):
-    monkeypatch.setenv("NIRBRIDGE_DISABLE_PLUGINS", "1")
-    plugins.reset()
-    yield
-    plugins.reset()
+pytestmark = pytest.mark.usefixtures("builtin_backends_only")
 
 
 SNN = Policy.preset("snntorch")

@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from nirbridge import GapError, Policy, plugins
+from nirbridge import GapError, Policy
 from nirbridge.backend import Support
 from nirbridge.graph import NODE_TYPES
 from nirbridge.numpy_backend import NumpyBackend, NumpyModel
@@ -14,12 +14,7 @@ from nirbridge.result import SimulationResult
 from nirbridge.testing import ZOO, BackendConformance, build_case
 
 
-@pytest.fixture(autouse=True)
-def _no_entry_points(monkeypatch):
-    monkeypatch.setenv("NIRBRIDGE_DISABLE_PLUGINS", "1")
-    plugins.reset()
-    yield
-    plugins.reset()
+pytestmark = pytest.mark.usefixtures("builtin_backends_only")
 
 
 class TestNumpyConformance(BackendConformance):

@@ -12,7 +12,6 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import nirbridge
-from nirbridge import plugins
 from nirbridge import GapError, Graph, Policy
 from nirbridge.backend import Support
 from nirbridge.convert import check, convert, plan
@@ -28,12 +27,7 @@ PRESETS = st.sampled_from(["nir", "snntorch", "norse", "sinabs", "nir-paper"])
 F = np.float32
 
 
-@pytest.fixture(autouse=True)
-def _no_entry_points(monkeypatch):
-    monkeypatch.setenv("NIRBRIDGE_DISABLE_PLUGINS", "1")
-    plugins.reset()
-    yield
-    plugins.reset()
+pytestmark = pytest.mark.usefixtures("builtin_backends_only")
 
 
 def shape(*dims):

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 import nirbridge
-from nirbridge import Graph, Policy, SimulationError, plugins
+from nirbridge import Graph, Policy, SimulationError
 from nirbridge.backend import Support
 from nirbridge.convert import with_policy
 from nirbridge.numpy_backend import NumpyBackend
@@ -23,12 +23,7 @@ from nirbridge.verify import compare, firing_inputs, verify
 NIR = Policy.preset("nir")
 
 
-@pytest.fixture(autouse=True)
-def _no_entry_points(monkeypatch):
-    monkeypatch.setenv("NIRBRIDGE_DISABLE_PLUGINS", "1")
-    plugins.reset()
-    yield
-    plugins.reset()
+pytestmark = pytest.mark.usefixtures("builtin_backends_only")
 
 
 def network() -> Graph:

@@ -240,10 +240,9 @@ def _pair(value: Any, n: int) -> tuple[int, ...]:
     return tuple(int(x) for x in arr)
 
 
-class Input(Node):
-    """Graph input of a fixed shape (without batch)."""
+class _Port(Node):
+    """A graph's Input or Output: a fixed shape (without batch)."""
 
-    type: Literal["Input"] = "Input"
     shape: Array
     int_fields: ClassVar = ("shape",)
 
@@ -253,6 +252,12 @@ class Input(Node):
     def problems(self):
         yield from super().problems()
         yield from _shape_problems("shape", self.shape)
+
+
+class Input(_Port):
+    """Graph input of a fixed shape (without batch)."""
+
+    type: Literal["Input"] = "Input"
 
     def to_nir(self):
         import nir
@@ -264,19 +269,10 @@ class Input(Node):
         return {"shape": node.input_type["input"], "metadata": node.metadata}
 
 
-class Output(Node):
+class Output(_Port):
     """Graph output of a fixed shape (without batch)."""
 
     type: Literal["Output"] = "Output"
-    shape: Array
-    int_fields: ClassVar = ("shape",)
-
-    def input_shape(self) -> Shape | None:
-        return _as_shape(self.shape)
-
-    def problems(self):
-        yield from super().problems()
-        yield from _shape_problems("shape", self.shape)
 
     def to_nir(self):
         import nir

@@ -82,6 +82,10 @@ def test_parameter_mapping_and_policy():
     np.testing.assert_allclose(cuba.v_threshold, [0.5, 0.5])  # shifted by v_leak: Norse starts at v_leak
     np.testing.assert_allclose(cuba.v_reset, [-0.25, -0.25])
     np.testing.assert_array_equal(cuba.v_leak, [0, 0])
+    assert lif.type == "LIF"  # LIFBoxParameters defaults: tau_mem_inv 100, v_th 1
+    np.testing.assert_allclose(lif.tau, [0.01, 0.01], rtol=1e-7)
+    np.testing.assert_array_equal(lif.r, [1, 1])
+    np.testing.assert_allclose(lif.v_threshold, [1, 1])
     policy = Policy.from_metadata(graph.metadata)
     assert policy.dt == 5e-4
     assert policy.for_node("1", "CubaLIF").input == "impulse"
