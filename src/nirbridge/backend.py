@@ -80,6 +80,12 @@ class Backend:
     def to_nir(self, obj: Any, *, policy: Policy | None = None, sample: Any = None) -> Graph:
         raise NotImplementedError(f"backend {self.name!r} cannot export models")
 
+    def export(self, obj: Any, *, policy: Policy | None = None, sample: Any = None) -> tuple[Graph, list]:
+        """`to_nir` plus the `Gap`s of what the exported graph only approximates. Backends whose
+        export can be approximate override this (their `to_nir` refuses approximations);
+        unsupported parts still raise `GapError`. Used by non-strict `convert`."""
+        return self.to_nir(obj, policy=policy, sample=sample), []
+
     def from_nir(self, graph: Graph, *, policy: Policy) -> Any:
         raise NotImplementedError(f"backend {self.name!r} cannot import graphs")
 

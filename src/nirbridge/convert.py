@@ -37,6 +37,7 @@ class Source:
     kind: str
     backend: Backend | None = None
     notes: list[str] = field(default_factory=list)
+    gaps: list[Gap] = field(default_factory=list)  # what the export only approximates
 
 
 @dataclass
@@ -91,6 +92,7 @@ def _source_backend(obj: Any, source: str | Backend | None) -> Backend:
 def resolve_source(src: Any, *, source: str | Backend | None = None, policy: Policy | None = None, sample: Any = None) -> Source:
     """Turn any source into a Graph and the policy it runs under (see the module docstring)."""
     backend: Backend | None = None
+    export_gaps: list[Gap] = []
     if isinstance(src, Graph):
         graph, kind = src, "graph"
     elif isinstance(src, (str, os.PathLike)):
@@ -101,7 +103,7 @@ def resolve_source(src: Any, *, source: str | Backend | None = None, policy: Pol
         graph, kind = Graph.from_nir(src), "nir.NIRGraph"
     else:
         backend = _source_backend(src, source)
-        graph = backend.to_nir(src, policy=policy, sample=sample)
+        graph, export_gaps = backend.export(src, policy=policy, sample=sample)
         if not isinstance(graph, Graph):
             raise PluginError(f"{backend.name}: to_nir returned {type(graph).__name__}, not a nirbridge.Graph")
         kind = backend.name
@@ -127,7 +129,7 @@ def resolve_source(src: Any, *, source: str | Backend | None = None, policy: Pol
             origin = "preset 'nir': nothing in the graph says how it was stepped"
             notes.append(f"no policy in the graph and no dt inferable ({inferred.message}); assumed the 'nir' preset at dt={chosen.dt:g}")
     chosen.check(graph)
-    return Source(graph, chosen, origin, kind, backend, notes)
+    return Source(graph, chosen, origin, kind, backend, notes, export_gaps if kind == getattr(backend, "name", None) else [])
 
 
 def _target(to: str | Backend) -> Backend | None:
@@ -156,11 +158,13 @@ def plan(src: Any, to: str | Backend, *, source: str | Backend | None = None, po
     graph = with_policy(resolved.graph, resolved.policy)
     notes = [f"policy {resolved.policy_origin}", *resolved.notes]
     if backend is None:
-        gaps = [Gap(name, node.type, "exact", maps_to=f"NIR {node.type}") for name, node in graph.walk()]
+        approximate = {gap.node: gap for gap in resolved.gaps}
+        gaps = [approximate.get(name) or Gap(name, node.type, "exact", maps_to=f"NIR {node.type}") for name, node in graph.walk()]
         report = GapReport(gaps, source=resolved.kind, target=NIR_TARGET, policy=resolved.policy, notes=notes)
         return Plan(graph, resolved.policy, report, None, resolved)
     policy_support = _policy_support(backend, resolved.policy, resolved.graph)
     gaps = [Gap(POLICY_NODE, "Policy", policy_support.status, policy_support.maps_to, policy_support.reason, policy_support.suggestion)]
+    gaps += resolved.gaps
     if not backend.can_import:
         gaps.append(Gap(GRAPH_NODE, "NIRGraph", "unsupported", reason=f"backend {backend.name} cannot build models from NIR", suggestion="convert to another backend"))
         lowered = graph

@@ -178,3 +178,23 @@ def test_double_reset_quirk_is_approximate_and_measured():
         results[label] = float(np.mean(native["spikes"] != ref.states["lif"]["spikes"]))
     assert results["weak"] == 0.0
     assert results["strong"] > 0.1, results  # 23% of spikes differ on this input
+
+
+def test_non_strict_convert_carries_export_approximations_into_the_report():
+    """`convert(strict=False)` of a model whose export is approximate returns the model and a
+    report naming the approximate layer; strict conversion refuses it before building."""
+    import nirbridge
+
+    lif = make_neuron("Leaky", N, beta=0.8, threshold=1.0, reset="subtract", reset_delay=False)
+    model = Loop(torch.nn.Linear(N_IN, N), lif)
+    x = np.random.default_rng(2).uniform(0, 1, (T, B, N_IN)).astype(np.float32)
+    with pytest.raises(GapError) as refused:
+        nirbridge.convert(model, to="numpy", sample=x[:2])
+    assert refused.value.report["lif"].status == "approximate"
+    with pytest.warns(UserWarning):
+        converted, report = nirbridge.convert(model, to="numpy", sample=x[:2], strict=False)
+    assert report["lif"].status == "approximate" and "reset_delay=False" in report["lif"].reason
+    assert converted is not None
+    with pytest.warns(UserWarning):
+        graph, nir_report = nirbridge.convert(model, to="nir", sample=x[:2], strict=False)
+    assert nir_report["lif"].status == "approximate" and "lif" in graph.nodes

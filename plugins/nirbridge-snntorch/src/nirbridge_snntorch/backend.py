@@ -6,6 +6,7 @@ from typing import Any
 
 import numpy as np
 from nirbridge.backend import Backend, Support
+from nirbridge.errors import GapError
 from nirbridge.graph import Graph, Node
 from nirbridge.policy import Policy
 from nirbridge.result import SimulationResult
@@ -62,11 +63,18 @@ class SnnTorchBackend(Backend):
             return graph_of(obj)
         return to_nir(obj, sample=sample, policy=policy, allow_approximate=allow_approximate)
 
-    def export_report(self, obj: Any, *, sample: Any, policy: Policy | None = None):
-        """The GapReport of exporting `obj`, without raising."""
+    def export(self, obj: Any, *, policy: Policy | None = None, sample: Any = None):
+        """The exported graph and the gaps it only approximates (e.g. `reset_delay=False` with
+        subtraction); `GapError` when any layer is unsupported."""
         from .export import export
+        from .importer import SnnTorchGraphModule, graph_of
 
-        return export(obj, sample=sample, policy=policy)[1]
+        if isinstance(obj, SnnTorchGraphModule):
+            return graph_of(obj), []
+        graph, report = export(obj, sample=sample, policy=policy)
+        if graph is None or report.unsupported:
+            raise GapError(report)
+        return graph, report.approximate
 
     def from_nir(self, graph: Graph, *, policy: Policy):
         from .importer import from_nir
