@@ -232,3 +232,18 @@ def test_broken_plugin_warning_does_not_stop_the_registry(entry_points):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         assert nirbridge.get_backend("numpy").name == "numpy"
+
+
+def test_builtin_lookup_imports_no_plugin(entry_points):
+    """`get_backend("numpy")` needs no plugin (so a CLI call with --to numpy imports no torch);
+    an entry point of another distribution named like the built-in forces the full load, where
+    the clash is refused."""
+    ep = FakeEntryPoint("alpha", "nirbridge-alpha", lambda: plugin_module(make_backend("alpha")))
+    entry_points.append(ep)
+    numpy = nirbridge.get_backend("numpy")
+    assert ep.loads == 0
+    assert numpy is nirbridge.backends()["numpy"] and ep.loads == 1
+    entry_points.append(FakeEntryPoint("numpy", "nirbridge-fake-numpy", lambda: plugin_module(make_backend("numpy"))))
+    plugins.reset()
+    with pytest.raises(PluginError, match="'numpy'.*nirbridge-fake-numpy"):
+        nirbridge.get_backend("numpy")

@@ -53,6 +53,9 @@ class NumpyBackend(Backend):
         return Support("exact", maps_to=f"reference semantics at dt={policy.dt:g} (every policy is native here)")
 
 
+_NUMPY = NumpyBackend()
+
+
 @hookimpl
 def register_backends():
-    return [NumpyBackend()]
+    return [_NUMPY]

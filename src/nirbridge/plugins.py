@@ -185,8 +185,28 @@ def backends() -> dict[str, Backend]:
     return dict(_registry().backends)
 
 
+def _builtin_only(name: str) -> Backend | None:
+    """The built-in backend `name`, when no other distribution has an entry point of that name
+    (so looking it up needs no plugin imported, e.g. no torch); else None. Duplicate names
+    registered under other entry-point names are still reported once every plugin loads."""
+    with _lock:
+        if _state is not None:
+            return None
+    builtins = {b.name: b for p in _builtin_plugins() for b in p.register_backends()}
+    if name not in builtins:
+        return None
+    if not _disabled():
+        for ep in _entry_points():
+            if getattr(ep, "name", None) == name and _distribution_of(ep) != CORE_DISTRIBUTION:
+                return None
+    return builtins[name]
+
+
 def get_backend(name: str) -> Backend:
-    """The backend called `name`; `UnknownBackendError` lists the installed ones."""
+    """The backend called `name`; `UnknownBackendError` lists the installed ones. Built-in
+    backends are found without importing plugins (see `_builtin_only`)."""
+    if isinstance(name, str) and (builtin := _builtin_only(name)) is not None:
+        return builtin
     reg = _registry()
     if isinstance(name, str) and name in reg.backends:
         return reg.backends[name]
