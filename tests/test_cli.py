@@ -173,6 +173,18 @@ def test_backends_lists_name_distribution_preset_description():
     }
 
 
+def test_backends_prints_and_writes_the_support_matrix(tmp_path):
+    matrix = run("backends", "--matrix").stdout
+    assert matrix.splitlines()[0] == "| NIR node | `numpy` |"
+    assert "| CubaLIF | exact |" in matrix
+    readme = tmp_path / "README.md"
+    readme.write_text("intro\n<!-- support-matrix:start -->\nSTALE\n<!-- support-matrix:end -->\nrest\n")
+    assert "updated" in run("backends", "--write-readme", readme).stdout
+    text = readme.read_text()
+    assert "STALE" not in text and "| CubaLIF | exact |" in text and text.endswith("rest\n")
+    assert "already up to date" in run("backends", "--write-readme", readme).stdout
+
+
 def test_backends_reports_plugins_that_failed_to_load(monkeypatch):
     class BrokenEntryPoint:
         name, value = "broken", "broken_plugin"

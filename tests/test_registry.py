@@ -212,6 +212,9 @@ def test_public_names_are_exported():
     from nirbridge.hookspecs import hookspec
 
     assert nirbridge.hookspec is hookspec and nirbridge.Gap is Gap and nirbridge.GapReport is GapReport
+    import nirbridge.plot as plot_module
+
+    assert nirbridge.plot is plot_module and nirbridge.testing.BackendConformance
 
 
 def test_core_modules_import_without_torch():

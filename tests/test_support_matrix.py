@@ -22,7 +22,7 @@ from nirbridge.gaps import (
 from nirbridge.numpy_backend import NumpyBackend
 
 README = Path(__file__).resolve().parents[1] / "README.md"
-REGENERATE = "python -m nirbridge.gaps --write-readme README.md"
+REGENERATE = "nirbridge backends --write-readme README.md"
 
 
 class Partial(NumpyBackend):

@@ -51,7 +51,13 @@ _LAZY = {
 }
 
 
+# submodules reachable as attributes after a plain `import nirbridge`
+_SUBMODULES = frozenset({"io", "plot", "plugins", "reference", "rewrite", "testing", "topology"})
+
+
 def __getattr__(name: str):
+    if name in _SUBMODULES:
+        return import_module(f".{name}", __name__)
     module = _LAZY.get(name)
     if module is None:
         raise AttributeError(f"module 'nirbridge' has no attribute {name!r}")

@@ -300,11 +300,20 @@ def cli() -> None:
 
 @cli.command()
 @JSON_OPTION
-def backends(as_json: bool) -> None:
+@click.option("--matrix", is_flag=True, help="Print the support matrix (NIR node x backend) as Markdown.")
+@click.option("--write-readme", "readme", type=click.Path(dir_okay=False, exists=True), help="Replace the support-matrix block of this README.")
+def backends(as_json: bool, matrix: bool, readme: str | None) -> None:
     """List installed backends and plugins that failed to load."""
-    from . import plugins
+    from . import gaps, plugins
 
     found = plugins.backends()
+    if readme:
+        changed = gaps.write_readme(readme, found)
+        click.echo(f"{readme}: {'updated' if changed else 'already up to date'}")
+        return
+    if matrix:
+        click.echo(gaps.support_matrix_markdown(found))
+        return
     dists = plugins.distributions()
     failures = plugins.failures()
     rows = []

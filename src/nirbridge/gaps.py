@@ -2,8 +2,8 @@
 differs) or not at all (why, and what to do instead); and the support matrix generated from
 the backends' declared tables.
 
-    python -m nirbridge.gaps                          # print the support matrix
-    python -m nirbridge.gaps --write-readme README.md # refresh the README's block
+    nirbridge backends --matrix                       # print the support matrix
+    nirbridge backends --write-readme README.md       # refresh the README's block
 """
 
 from __future__ import annotations
@@ -216,23 +216,3 @@ def write_readme(path: str, backends: Mapping[str, Any] | Iterable[Any] | None =
     if new != text:
         file.write_text(new, encoding="utf-8")
     return new != text
-
-
-def _main(argv: list[str] | None = None) -> int:
-    import argparse
-
-    from .plugins import backends
-
-    parser = argparse.ArgumentParser(prog="python -m nirbridge.gaps", description="Print or write the backend support matrix.")
-    parser.add_argument("--write-readme", metavar="README", help="replace the block between the support-matrix markers")
-    args = parser.parse_args(argv)
-    if args.write_readme:
-        changed = write_readme(args.write_readme, backends())
-        print(f"{args.write_readme}: {'updated' if changed else 'already up to date'}")
-    else:
-        print(support_matrix_markdown(backends()))
-    return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(_main())

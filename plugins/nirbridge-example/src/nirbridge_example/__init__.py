@@ -14,7 +14,7 @@ What the example declares, so that its gap reports differ from the `numpy` backe
 - AvgPool2d is not declared: it runs exactly through the SumPool2d + Scale rewrite;
 - nested graphs are not declared: they are inlined;
 - CubaLI / CubaLIF and convolutions are unsupported, with a reason and a suggestion;
-- the semantics are fixed to the `nir` preset (reset to v_reset, immediately, forward Euler)
+- the semantics are fixed to the `nir` preset (reset to v_reset, immediately, exact integration, as the preset says)
   at any dt: a graph carrying other semantics is reported `approximate`.
 """
 
