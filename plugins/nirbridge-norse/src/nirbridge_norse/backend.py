@@ -6,12 +6,14 @@ from typing import Any, ClassVar
 
 import numpy as np
 import torch
+from nirbridge import graph as g
 from nirbridge.backend import Backend, Support
 from nirbridge.graph import Graph, Node
 from nirbridge.policy import Policy
 from nirbridge.result import SimulationResult
 
 from . import build, export
+from .cells import native_reason
 
 _exact = lambda maps_to, reason="": Support("exact", maps_to=maps_to, reason=reason)  # noqa: E731
 
@@ -46,6 +48,12 @@ class NorseBackend(Backend):
 
     def __init__(self, native_only: bool = False):
         self.native_only = native_only
+        if native_only:  # stock cells only: no integrator, no policy cells
+            self.support = type(self).support | {
+                "I": Support("unsupported", reason="Norse has no plain integrator (I) and native_only builds stock Norse cells only",
+                             suggestion="convert with native_only=False"),
+                "IF": _exact("norse.torch.IAFCell (+ Scale for r, dt)"),
+            }
 
     def accepts(self, obj: Any) -> bool:
         if isinstance(obj, build.NorseGraph):
@@ -70,15 +78,35 @@ class NorseBackend(Backend):
         gap = build.plan_node(name, node, policy, native_only=self.native_only)
         return Support(gap.status, maps_to=gap.maps_to, reason=gap.reason, suggestion=gap.suggestion)
 
-    def supports_policy(self, policy: Policy) -> Support:
-        if self.native_only:
-            return super().supports_policy(policy)
-        return Support("exact", maps_to=f"Norse cells where the policy is Norse's, {build.POLICY_CELL} elsewhere; dt={policy.dt:g}")
+    def supports_policy(self, policy: Policy, graph: Graph | None = None) -> Support:
+        if not self.native_only:
+            return Support("exact", maps_to=f"Norse cells where the policy is Norse's, {build.POLICY_CELL} elsewhere; dt={policy.dt:g}")
+        # stock cells: what they cannot reproduce, per neuron of `graph` (else per node type)
+        if graph is not None:
+            subjects = [(name, node) for name, node in graph.walk() if isinstance(node, build.NEURONS)]
+        else:
+            subjects = [("", kind.model_construct()) for kind in build.NEURONS]
+        found: dict[str, list[str]] = {}
+        for name, node in subjects:
+            if isinstance(node, g.I):
+                continue  # no stock cell at all: unsupported per node, whatever the policy
+            why = native_reason(node, policy.for_node(name, node.type))
+            for part in filter(None, why.split("; ")):
+                found.setdefault(part, []).append(name or node.type)
+        if not found:
+            return Support("exact", maps_to=f"stock Norse cells (Norse's semantics) at dt={policy.dt:g}")
+        return Support(
+            "approximate",
+            maps_to="stock Norse cells (Norse's semantics)",
+            reason="; ".join(f"{why} ({'nodes' if graph is not None else 'for'} {', '.join(dict.fromkeys(who))})" for why, who in found.items()),
+            suggestion="convert with native_only=False for exact cells",
+        )
 
 
 def simulate_native(model: torch.nn.Module, x: np.ndarray) -> SimulationResult:
     """Run a user's Norse model on x (time, batch, ...): models of Norse time-sequence modules
-    take the whole sequence, models of cells one step at a time with their state."""
+    take the whole sequence, models of cells (a bare cell or a SequentialState) one step at a
+    time with their state, other modules one step at a time as they are."""
     seq = torch.as_tensor(np.asarray(x), dtype=torch.get_default_dtype())
     time_mode = any(export._is_time_module(m) for m in model.modules())
     with torch.no_grad():
@@ -87,7 +115,11 @@ def simulate_native(model: torch.nn.Module, x: np.ndarray) -> SimulationResult:
             out = out[0] if isinstance(out, tuple) else out
         else:
             state, outs = None, []
-            stateful = isinstance(model, export._norse().SequentialState)
+            # SequentialState and bare Norse cells take and return their state
+            from norse.torch.module.snn import SNNCell, SNNRecurrentCell
+
+            n = export._norse()
+            stateful = isinstance(model, (n.SequentialState, SNNCell, SNNRecurrentCell, n.LILinearCell))
             for t in range(seq.shape[0]):
                 if stateful:
                     y, state = model(seq[t], state)

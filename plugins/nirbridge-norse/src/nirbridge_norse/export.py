@@ -18,6 +18,7 @@ Parameter mapping (Norse -> NIR at the policy's dt; Norse stores inverse time co
     LIFRecurrentCell/LIFRecurrent -> nested graph: Linear(input_weights) -> CubaLIF, with
                  CubaLIF -> Linear(recurrent_weights) -> CubaLIF closing the cycle (one step late)
     LILinearCell -> Linear(input_weights) -> CubaLI
+                 (both on vector inputs only: Norse applies input_weights to the last dimension)
 
 Norse starts a neuron at v = v_leak (IAF: v = v_reset); NIR starts at 0. For spiking neurons
 the potential is shifted (u = v - v_leak: v_leak' = 0, v_th' = v_th - v_leak, v_reset' =
@@ -378,6 +379,9 @@ def _neuron(b: _Builder, name: str, family: str, module: torch.nn.Module, source
     if family in ("lif_rec", "li_linear"):
         hidden = int(module.hidden_size)
         shape = (hidden,)
+        if len(in_shape) != 1:
+            problems.append(f"input of shape {in_shape}: {kind} applies input_weights to the last dimension only and keeps "
+                            f"a state per leading index, which a NIR Linear (a matrix on a vector) cannot express; flatten the input first")
     else:
         shape = in_shape
     try:
