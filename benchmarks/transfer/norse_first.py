@@ -26,10 +26,10 @@ import nirbridge
 import numpy as np
 import torch
 import torch.nn.functional as F
-from tqdm.auto import tqdm
 
 from .compare import SpikeMonitor, first_difference, row, run_model
 from .datasets import make_loader
+from .train import fit
 
 ORIGINAL = "Norse CSNN, trained (original)"
 #: positions of the LIFCells in the SequentialState
@@ -73,30 +73,14 @@ def run_csnn(net, x) -> torch.Tensor:
 
 def train_csnn(net, dataset, *, epochs: int = 4, batch_size: int = 64, lr: float = 2e-3, seed: int = 0,
                progress: bool = True) -> dict:
-    """Train in place; returns per-epoch mean ``loss``, train ``accuracy`` and ``seconds``."""
-    torch.manual_seed(seed)
-    loader = make_loader(dataset, batch_size, shuffle=True, seed=seed)
-    optimizer = torch.optim.Adam(net.parameters(), lr=lr)
-    history = {"loss": [], "accuracy": [], "seconds": []}
-    net.train()
-    for epoch in range(epochs):
-        start, total, correct, seen = time.perf_counter(), 0.0, 0, 0
-        bar = tqdm(loader, desc=f"train Norse CSNN {epoch + 1}/{epochs}", disable=not progress, leave=False)
-        for x, y in bar:
-            counts = run_csnn(net, x).sum(0)
-            loss = F.cross_entropy(counts, y)
-            optimizer.zero_grad()
-            loss.backward()
-            optimizer.step()
-            total += loss.item() * len(y)
-            correct += (counts.argmax(1) == y).sum().item()
-            seen += len(y)
-            bar.set_postfix(loss=f"{total / seen:.3f}", acc=f"{correct / seen:.3f}")
-        history["loss"].append(total / seen)
-        history["accuracy"].append(correct / seen)
-        history["seconds"].append(time.perf_counter() - start)
-    net.eval()
-    return history
+    """Train in place on the cross-entropy of output spike counts; see `train.fit`."""
+
+    def batch_step(x, y):
+        counts = run_csnn(net, x).sum(0)
+        return F.cross_entropy(counts, y), counts
+
+    return fit(net, dataset, batch_step, epochs=epochs, batch_size=batch_size, lr=lr, seed=seed,
+               progress=progress, desc="train Norse CSNN")
 
 
 def norse_first(name: str, train_set, test_set, folder: Path, *, epochs: int = 4, batch_size: int = 64,

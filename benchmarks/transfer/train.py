@@ -69,9 +69,11 @@ def sequence_loss(membranes: torch.Tensor, labels: torch.Tensor) -> torch.Tensor
     return sum(F.cross_entropy(m, labels) for m in membranes)
 
 
-def train(net: SeedNet, dataset, *, epochs: int = 20, batch_size: int = 64, lr: float = 1e-3,
-          seed: int = 0, progress: bool = True) -> dict:
-    """Train ``net`` in place; returns per-epoch mean ``loss``, train ``accuracy`` and ``seconds``."""
+def fit(net: torch.nn.Module, dataset, batch_step, *, epochs: int, batch_size: int, lr: float, seed: int,
+        progress: bool, desc: str = "train") -> dict:
+    """BPTT with Adam. ``batch_step(x, y) -> (loss, scores)``, scores (B, classes) for the
+    running accuracy. Trains in place; returns per-epoch mean ``loss``, train ``accuracy``
+    and ``seconds``."""
     torch.manual_seed(seed)
     loader = make_loader(dataset, batch_size, shuffle=True, seed=seed)
     optimizer = torch.optim.Adam(net.parameters(), lr=lr)
@@ -79,15 +81,14 @@ def train(net: SeedNet, dataset, *, epochs: int = 20, batch_size: int = 64, lr: 
     net.train()
     for epoch in range(epochs):
         start, total_loss, correct, seen = time.perf_counter(), 0.0, 0, 0
-        bar = tqdm(loader, desc=f"train {epoch + 1}/{epochs}", disable=not progress, leave=False)
+        bar = tqdm(loader, desc=f"{desc} {epoch + 1}/{epochs}", disable=not progress, leave=False)
         for x, y in bar:
-            spikes, membranes = net(x)
-            loss = sequence_loss(membranes, y)
+            loss, scores = batch_step(x, y)
             optimizer.zero_grad()
             loss.backward()
             optimizer.step()
             total_loss += loss.item() * len(y)
-            correct += (spikes.sum(0).argmax(1) == y).sum().item()
+            correct += (scores.argmax(1) == y).sum().item()
             seen += len(y)
             bar.set_postfix(loss=f"{total_loss / seen:.3f}", acc=f"{correct / seen:.3f}")
         history["loss"].append(total_loss / seen)
@@ -95,6 +96,17 @@ def train(net: SeedNet, dataset, *, epochs: int = 20, batch_size: int = 64, lr: 
         history["seconds"].append(time.perf_counter() - start)
     net.eval()
     return history
+
+
+def train(net: SeedNet, dataset, *, epochs: int = 20, batch_size: int = 64, lr: float = 1e-3,
+          seed: int = 0, progress: bool = True) -> dict:
+    """Train ``net`` in place (loss: `sequence_loss`; accuracy by output spike count); see `fit`."""
+
+    def batch_step(x, y):
+        spikes, membranes = net(x)
+        return sequence_loss(membranes, y), spikes.sum(0)
+
+    return fit(net, dataset, batch_step, epochs=epochs, batch_size=batch_size, lr=lr, seed=seed, progress=progress)
 
 
 def as_model_fn(net: torch.nn.Module):
