@@ -447,6 +447,49 @@ def unit_gain(tau, dt: float, integration: Integration = "euler"):
     return _out(1 / _gain(t, dt, integration) if integration == "exact" else t / dt, dtype)
 
 
+class StepConstants(BaseModel):
+    """Per-step constants of one neuron node under its effective policy, float64, as
+    docs/semantics.md writes them (a = decay, c = current_gain):
+
+        I, IF:          v = v + gain x                         gain = dt r (current), r (impulse)
+        LI, LIF:        v = a v + (gain x + leak)              gain = c r or r; leak = c v_leak
+        CubaLI/CubaLIF: I = a_syn I + gain x                   gain = c_syn w_in or w_in
+                        v = a v + (c_r I + v_leak_term)        c_r = c_mem r; v_leak_term = c_mem v_leak
+
+    Fields a node type does not use are None. Every simulator of these equations (the NumPy
+    reference, the torch cells) takes its constants from here, rounded once to its dtype."""
+
+    model_config = ConfigDict(arbitrary_types_allowed=True, frozen=True)
+
+    a: Any = None
+    gain: Any
+    leak: Any = None
+    a_syn: Any = None
+    c_r: Any = None
+    v_leak_term: Any = None
+
+
+def step_constants(node, policy: Policy) -> StepConstants:
+    """The `StepConstants` of a neuron node (I, IF, LI, LIF, CubaLI, CubaLIF) under `policy`,
+    the node's effective policy (`policy.for_node(name, node.type)`)."""
+    p = {f: np.asarray(getattr(node, f), dtype=np.float64) for f in node.float_fields}
+    dt, integration, impulse = policy.dt, policy.integration, policy.input == "impulse"
+    if node.type in ("I", "IF"):
+        return StepConstants(gain=p["r"] if impulse else dt * p["r"])
+    if node.type in ("LI", "LIF"):
+        c = current_gain(p["tau"], dt, integration)
+        return StepConstants(a=decay(p["tau"], dt, integration), gain=p["r"] if impulse else c * p["r"], leak=c * p["v_leak"])
+    c_mem = current_gain(p["tau_mem"], dt, integration)
+    c_syn = current_gain(p["tau_syn"], dt, integration)
+    return StepConstants(
+        a=decay(p["tau_mem"], dt, integration),
+        gain=p["w_in"] if impulse else c_syn * p["w_in"],
+        a_syn=decay(p["tau_syn"], dt, integration),
+        c_r=c_mem * p["r"],
+        v_leak_term=c_mem * p["v_leak"],
+    )
+
+
 def _to_nir(name: str, a: Any, dt: float, integration: str):
     tau, dtype = _tau_from_decay(name, a, dt, integration)
     tau_out = _out(tau, dtype)

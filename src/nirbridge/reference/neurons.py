@@ -30,7 +30,7 @@ import numpy as np
 
 from ..errors import Problem, SimulationError
 from ..graph import IF, LI, LIF, CubaLI, CubaLIF, I, Node
-from ..policy import Policy, current_gain, decay
+from ..policy import Policy, step_constants
 
 NEURONS = (I, IF, LI, LIF, CubaLI, CubaLIF)
 Shape = tuple[int, ...]
@@ -57,32 +57,20 @@ class Neuron:
         self.synaptic = isinstance(node, (CubaLI, CubaLIF))
         for field in node.float_fields:
             self._check_shape(field, getattr(node, field))
-        p = {field: np.asarray(getattr(node, field), dtype=np.float64) for field in node.float_fields}
-        dt, integration, impulse = policy.dt, policy.integration, policy.input == "impulse"
-        leak = None
-        if isinstance(node, (I, IF)):
-            a = None
-            gain = p["r"] if impulse else dt * p["r"]
-        elif isinstance(node, (LI, LIF)):
-            a, c = decay(p["tau"], dt, integration), current_gain(p["tau"], dt, integration)
-            gain = p["r"] if impulse else c * p["r"]
-            leak = c * p["v_leak"]
-        else:
-            a = decay(p["tau_mem"], dt, integration)
-            c_mem = current_gain(p["tau_mem"], dt, integration)
-            c_syn = current_gain(p["tau_syn"], dt, integration)
-            self.a_syn = _constant(decay(p["tau_syn"], dt, integration), dtype)
-            self.c_r = _constant(c_mem * p["r"], dtype)  # the current always drives v as a current
-            self.v_leak_term = self._optional(c_mem * p["v_leak"])
+        k = step_constants(node, policy)
+        if self.synaptic:
+            self.a_syn = _constant(k.a_syn, dtype)
+            self.c_r = _constant(k.c_r, dtype)  # the current always drives v as a current
+            self.v_leak_term = self._optional(k.v_leak_term)
             self.voltage_first = policy.current_order == "voltage_first"
-            gain = p["w_in"] if impulse else c_syn * p["w_in"]
+        a, gain, leak = k.a, k.gain, k.leak
         self.a = None if a is None else _constant(a, dtype)
         self.gain = _constant(gain, dtype)
         self.leak = self._optional(leak)
         self.gain_is_one = self.gain.ndim == 0 and self.gain == 1
         if self.spiking:
-            self.v_threshold = _constant(p["v_threshold"], dtype)
-            self.v_reset = self._optional(p["v_reset"])
+            self.v_threshold = _constant(np.asarray(node.v_threshold, dtype=np.float64), dtype)
+            self.v_reset = self._optional(np.asarray(node.v_reset, dtype=np.float64))
             self.test = np.greater if policy.threshold == "gt" else np.greater_equal
             self.reset = policy.reset
             self.next_step = policy.reset_timing == "next_step"

@@ -25,7 +25,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 from nirbridge import graph as g
-from nirbridge.policy import Policy, current_gain, decay
+from nirbridge.policy import Policy, current_gain, step_constants
 from norse.torch.functional.reset import reset_subtract, reset_value
 from norse.torch.functional.threshold import threshold as norse_threshold
 
@@ -187,40 +187,27 @@ class PolicyCell(_Stateful):
         z[k] = Theta(v[k] - v_th)      (Norse `threshold`; `ge` also fires at v == v_th)
         reset with Norse `reset_value` / `reset_subtract`, in step k (immediate) or k+1 (next_step)
 
-    with a = decay(tau), c = current_gain(tau) from `nirbridge.policy` (euler: 1 - dt/tau,
-    dt/tau; exact: exp(-dt/tau), 1 - exp(-dt/tau))."""
+    with the constants of `nirbridge.policy.step_constants`, shared with the reference."""
 
     def __init__(self, node: g.Node, policy: Policy):
         super().__init__()
         self.node_type = node.type
         self.policy = policy
-        dt, integration = float(policy.dt), policy.integration
-        impulse = policy.input == "impulse"
-        p = {f: np.asarray(getattr(node, f), dtype=np.float64) for f in node.float_fields}
         self.spiking = isinstance(node, SPIKING)
         self.cuba = isinstance(node, CURRENT_BASED)
-        a = leak = None
-        if isinstance(node, (g.I, g.IF)):
-            gain = p["r"] if impulse else dt * p["r"]
-        elif isinstance(node, (g.LI, g.LIF)):
-            a, c = decay(p["tau"], dt, integration), current_gain(p["tau"], dt, integration)
-            gain = p["r"] if impulse else c * p["r"]
-            leak = c * p["v_leak"]
-        else:
-            a = decay(p["tau_mem"], dt, integration)
-            c_mem = current_gain(p["tau_mem"], dt, integration)
-            c_syn = current_gain(p["tau_syn"], dt, integration)
-            self.register_buffer("a_syn", _const(decay(p["tau_syn"], dt, integration)))
-            self.register_buffer("c_r", _const(c_mem * p["r"]))
-            self.register_buffer("v_leak_term", _optional(c_mem * p["v_leak"]))
+        k = step_constants(node, policy)
+        if self.cuba:
+            self.register_buffer("a_syn", _const(k.a_syn))
+            self.register_buffer("c_r", _const(k.c_r))
+            self.register_buffer("v_leak_term", _optional(k.v_leak_term))
             self.voltage_first = policy.current_order == "voltage_first"
-            gain = p["w_in"] if impulse else c_syn * p["w_in"]
+        a, gain, leak = k.a, k.gain, k.leak
         self.register_buffer("a", None if a is None else _const(a))
         self.register_buffer("g", None if np.all(gain == 1) else _const(gain))
         self.register_buffer("leak", _optional(leak))
         if self.spiking:
-            self.register_buffer("v_th", _const(p["v_threshold"]))
-            self.register_buffer("v_reset", _const(p["v_reset"]))
+            self.register_buffer("v_th", _const(node.v_threshold))
+            self.register_buffer("v_reset", _const(node.v_reset))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         policy = self.policy
