@@ -12,7 +12,6 @@ parameters, and the "nir" preset (with a note saying nothing better was found).
 
 from __future__ import annotations
 
-import inspect
 import os
 import sys
 from dataclasses import dataclass, field
@@ -142,13 +141,6 @@ def _target(to: str | Backend) -> Backend | None:
     return get_backend(to)
 
 
-def _policy_support(backend: Backend, policy: Policy, graph: Graph):
-    """`backend.supports_policy`, passing the graph to backends whose method takes it."""
-    if "graph" in inspect.signature(backend.supports_policy).parameters:
-        return backend.supports_policy(policy, graph=graph)
-    return backend.supports_policy(policy)
-
-
 def plan(src: Any, to: str | Backend, *, source: str | Backend | None = None, policy: Policy | None = None, sample: Any = None) -> Plan:
     """Resolve the source, choose the target's rewrites and build the gap report; builds nothing."""
     from .rewrite import lower
@@ -162,7 +154,7 @@ def plan(src: Any, to: str | Backend, *, source: str | Backend | None = None, po
         gaps = [approximate.get(name) or Gap(name, node.type, "exact", maps_to=f"NIR {node.type}") for name, node in graph.walk()]
         report = GapReport(gaps, source=resolved.kind, target=NIR_TARGET, policy=resolved.policy, notes=notes)
         return Plan(graph, resolved.policy, report, None, resolved)
-    policy_support = _policy_support(backend, resolved.policy, resolved.graph)
+    policy_support = backend.supports_policy(resolved.policy, graph=resolved.graph)
     gaps = [Gap(POLICY_NODE, "Policy", policy_support.status, policy_support.maps_to, policy_support.reason, policy_support.suggestion)]
     gaps += resolved.gaps
     if not backend.can_import:

@@ -49,7 +49,7 @@ class NumpyBackend(Backend):
 
         return simulate(native.graph, x, policy=native.policy, record=list(record))
 
-    def supports_policy(self, policy: Policy) -> Support:
+    def supports_policy(self, policy: Policy, graph: Graph | None = None) -> Support:
         return Support("exact", maps_to=f"reference semantics at dt={policy.dt:g} (every policy is native here)")
 
 

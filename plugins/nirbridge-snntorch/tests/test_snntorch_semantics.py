@@ -7,7 +7,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 from nirbridge.errors import GapError
 from nirbridge.policy import Policy
@@ -38,14 +38,17 @@ def build(kind, reset, delay, vector, beta, alpha, thr, seed):
     alpha_v = np.asarray(np.clip(alpha + (jitter(-0.05, 0.05) if vector else 0), 0.05, 0.99), dtype=np.float32)
     thr_v = np.asarray(thr * (jitter(0.8, 1.2) if vector else 1), dtype=np.float32)
     as_t = lambda a: torch.tensor(a)  # noqa: E731
-    V = as_t(rng.uniform(-0.3, 0.3, shape).astype(np.float32)) if kind.endswith("-V") else None
-    lif = make_neuron(base, N, beta=as_t(beta_v), alpha=as_t(alpha_v), threshold=as_t(thr_v), reset=reset,
-                      reset_delay=delay, recurrence="one_to_one" if V is not None else "linear", V=V)
     gain = 1.0 / (1 - np.broadcast_to(beta_v, (N,)))
     if base in ("Synaptic", "RSynaptic"):
         gain = gain / (1 - np.broadcast_to(alpha_v, (N,)))
     if base == "Lapicque":
         gain = np.ones(N)
+    V = rng.uniform(-0.3, 0.3, shape).astype(np.float32) if kind.endswith("-V") else None
+    if V is not None and reset == "none":  # a spike's own feedback must not hold v above threshold
+        V = (V * min(1.0, float(np.min(0.5 * np.broadcast_to(thr_v, (N,)) / (0.3 * gain))))).astype(np.float32)
+    V = None if V is None else as_t(V)
+    lif = make_neuron(base, N, beta=as_t(beta_v), alpha=as_t(alpha_v), threshold=as_t(thr_v), reset=reset,
+                      reset_delay=delay, recurrence="one_to_one" if V is not None else "linear", V=V)
     level = 4.0
     if reset == "none":  # without reset stay near threshold, or the neuron saturates; but cross it by step T/3
         a = float(np.max(np.maximum(beta_v, alpha_v) if base in ("Synaptic", "RSynaptic") else beta_v))
@@ -91,7 +94,10 @@ def test_native_reference_import_agree(kind, reset, delay, vector, beta, alpha, 
     native = native_result(_native_v(kind, reset, delay, run_native(model, x)), node)
     ref = simulate(graph, x, record=[node])
     # without reset v itself is compared at every step, and spikes are v > threshold: the band
-    # only needs both spiking and silent steps
+    # only needs both spiking and silent steps; a slowly decaying neuron driven hard can stay
+    # above threshold throughout, an input that proves nothing, so another is drawn
+    if reset == "none":
+        assume(np.mean(ref.states[node]["spikes"] != 0) < 1.0)
     assert_fires(ref.states[node]["spikes"], hi=1.0 if reset == "none" else 0.99, what=f"{kind} ({reset})")
     assert_matches(ref, native, graph, [node])
     imported = from_nir(graph, policy=Policy.from_metadata(graph.metadata))

@@ -97,6 +97,6 @@ class SnnTorchBackend(Backend):
             return Support("exact", maps_to=plan.text)
         return declared
 
-    def supports_policy(self, policy: Policy) -> Support:
+    def supports_policy(self, policy: Policy, graph: Graph | None = None) -> Support:
         """Every policy is exact: snnTorch neurons where they compute it, torch cells elsewhere."""
         return Support("exact", maps_to=f"snnTorch neurons, or {CELL}, at dt={policy.dt:g}")
