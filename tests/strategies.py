@@ -24,9 +24,7 @@ import numpy as np
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
-from nirbridge.graph import (
-    CubaLI,
-    CubaLIF,
+from nirbridge.ir import (
     IF,
     LI,
     LIF,
@@ -34,6 +32,8 @@ from nirbridge.graph import (
     AvgPool2d,
     Conv1d,
     Conv2d,
+    CubaLI,
+    CubaLIF,
     Delay,
     Flatten,
     Graph,

@@ -16,16 +16,15 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from nirbridge import plugins
-from nirbridge.backend import Backend, Support
+from nirbridge.backends import registry as plugins
+from nirbridge.backends.base import Backend, Support
+from nirbridge.backends.hookspecs import hookimpl
+from nirbridge.backends.numpy import NumpyModel
 from nirbridge.cli import cli
-from nirbridge.convert import with_policy
-from nirbridge.graph import Graph
-from nirbridge.hookspecs import hookimpl
 from nirbridge.io import load, save
-from nirbridge.numpy_backend import NumpyModel
-from nirbridge.policy import Policy
+from nirbridge.ir import Graph
 from nirbridge.reference import simulate
+from nirbridge.semantics import Policy, with_policy
 
 F = np.float32
 T, B = 40, 2

@@ -11,17 +11,17 @@ import pytest
 
 import nirbridge
 from nirbridge import GapError, Graph, Policy
-from nirbridge.backend import Backend, Support
-from nirbridge.convert import check, convert, plan, with_policy
+from nirbridge.backends.base import Backend, Support
+from nirbridge.backends.numpy import NumpyBackend, NumpyModel
+from nirbridge.backends.registry import temporary
+from nirbridge.compare import spike_inputs
+from nirbridge.conversion import check, convert, plan
 from nirbridge.errors import PolicyError, UnknownBackendError
-from nirbridge.gaps import POLICY_NODE, Gap, GapReport, GapWarning
-from nirbridge.numpy_backend import NumpyBackend, NumpyModel
-from nirbridge.plugins import temporary
 from nirbridge.reference import simulate
+from nirbridge.report import POLICY_NODE, Gap, GapReport, GapWarning
 from nirbridge.rewrite import emits_binary, maxpool2d
+from nirbridge.semantics import with_policy
 from nirbridge.testing import build_case
-from nirbridge.verify import spike_inputs
-
 
 pytestmark = pytest.mark.usefixtures("builtin_backends_only")
 
@@ -343,7 +343,8 @@ def test_gap_is_a_plain_record():
 def test_public_functions_survive_submodule_imports():
     import importlib
 
-    importlib.import_module("nirbridge.convert")
-    importlib.import_module("nirbridge.verify")
+    importlib.import_module("nirbridge.conversion")
+    importlib.import_module("nirbridge.verification")
+    importlib.import_module("nirbridge.backends.registry")
     assert nirbridge.convert is convert and nirbridge.check is check
-    assert callable(nirbridge.verify)
+    assert callable(nirbridge.verify) and callable(nirbridge.backends)

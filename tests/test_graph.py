@@ -7,12 +7,12 @@ import json
 import nir
 import numpy as np
 import pytest
+import strategies
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-import strategies
 from nirbridge import GraphValidationError
-from nirbridge.graph import (
+from nirbridge.ir import (
     IF,
     LI,
     LIF,
@@ -20,6 +20,7 @@ from nirbridge.graph import (
     NODE_TYPES,
     SPIKING_TYPES,
     Affine,
+    AvgPool2d,
     Conv1d,
     Conv2d,
     CubaLI,
@@ -33,7 +34,6 @@ from nirbridge.graph import (
     Output,
     Scale,
     SumPool2d,
-    AvgPool2d,
     Threshold,
 )
 

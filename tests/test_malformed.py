@@ -25,8 +25,8 @@ from nirbridge import (
     UnsafeFileError,
     UnsupportedVersionError,
 )
-from nirbridge.graph import LIF, Flatten, Graph, Input, Linear, Output
 from nirbridge.io import load, save
+from nirbridge.ir import LIF, Flatten, Graph, Input, Linear, Output
 
 STR = h5py.string_dtype()
 

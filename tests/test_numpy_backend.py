@@ -7,12 +7,11 @@ import numpy as np
 import pytest
 
 from nirbridge import GapError, Policy
-from nirbridge.backend import Support
-from nirbridge.graph import NODE_TYPES
-from nirbridge.numpy_backend import NumpyBackend, NumpyModel
+from nirbridge.backends.base import Support
+from nirbridge.backends.numpy import NumpyBackend, NumpyModel
+from nirbridge.ir import NODE_TYPES
 from nirbridge.result import SimulationResult
 from nirbridge.testing import ZOO, BackendConformance, build_case
-
 
 pytestmark = pytest.mark.usefixtures("builtin_backends_only")
 
@@ -72,7 +71,7 @@ class _PartialRefusing(_Partial):
     name = "partial-refusing"
 
     def from_nir(self, graph, *, policy):
-        from nirbridge.convert import plan
+        from nirbridge.conversion import plan
 
         report = plan(graph, self, policy=policy).report
         if report.unsupported:
@@ -122,8 +121,8 @@ def test_opt_outs_name_the_reason():
 
 
 def test_zoo_cases_fire_under_every_preset():
+    from nirbridge.compare import firing_inputs, firing_rates, recordable
     from nirbridge.reference import simulate
-    from nirbridge.verify import firing_inputs, firing_rates, recordable
 
     for preset in ("nir", "snntorch", "norse", "sinabs", "nir-paper"):
         policy = Policy.preset(preset)

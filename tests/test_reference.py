@@ -8,12 +8,12 @@ import math
 
 import numpy as np
 import pytest
+import strategies
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
-import strategies
 from nirbridge.errors import NirbridgeError, PolicyError, SimulationError
-from nirbridge.graph import (
+from nirbridge.ir import (
     IF,
     LI,
     LIF,
@@ -34,8 +34,8 @@ from nirbridge.graph import (
     SumPool2d,
     Threshold,
 )
-from nirbridge.policy import NodePolicy, Policy
 from nirbridge.reference import simulate
+from nirbridge.semantics import NodePolicy, Policy
 from nirbridge.topology import flatten, schedule
 
 F32 = np.float32

@@ -12,12 +12,12 @@ import warnings
 import pytest
 
 import nirbridge
-from nirbridge import plugins
-from nirbridge.backend import Backend, Support
+from nirbridge.backends import registry as plugins
+from nirbridge.backends.base import Backend, Support
+from nirbridge.backends.hookspecs import hookimpl
+from nirbridge.backends.numpy import NumpyBackend
+from nirbridge.backends.registry import PluginWarning
 from nirbridge.errors import NirbridgeError, PluginError, UnknownBackendError
-from nirbridge.hookspecs import hookimpl
-from nirbridge.numpy_backend import NumpyBackend
-from nirbridge.plugins import PluginWarning
 
 
 class _Dist:
@@ -83,7 +83,7 @@ def test_plugin_backends_are_registered_with_their_distribution(entry_points):
 
 
 def test_core_entry_point_does_not_register_numpy_twice(entry_points):
-    entry_points.append(importlib.metadata.EntryPoint("numpy", "nirbridge.numpy_backend", plugins.ENTRY_POINT_GROUP))
+    entry_points.append(importlib.metadata.EntryPoint("numpy", "nirbridge.backends.numpy", plugins.ENTRY_POINT_GROUP))
     assert list(nirbridge.backends()) == ["numpy"]
 
 
@@ -208,8 +208,8 @@ def test_public_names_are_exported():
     assert nirbridge.hookimpl is hookimpl
     assert nirbridge.Backend is Backend and nirbridge.Support is Support
     assert nirbridge.backends is plugins.backends and nirbridge.get_backend is plugins.get_backend
-    from nirbridge.gaps import Gap, GapReport
-    from nirbridge.hookspecs import hookspec
+    from nirbridge.backends.hookspecs import hookspec
+    from nirbridge.report import Gap, GapReport
 
     assert nirbridge.hookspec is hookspec and nirbridge.Gap is Gap and nirbridge.GapReport is GapReport
     import nirbridge.plot as plot_module
@@ -220,7 +220,7 @@ def test_public_names_are_exported():
 def test_core_modules_import_without_torch():
     code = (
         "import sys, nirbridge\n"
-        "import nirbridge.convert, nirbridge.verify, nirbridge.gaps, nirbridge.rewrite, nirbridge.plugins, nirbridge.numpy_backend\n"
+        "import nirbridge.conversion, nirbridge.verification, nirbridge.report, nirbridge.rewrite, nirbridge.backends.registry, nirbridge.backends.numpy\n"
         "nirbridge.backends()\n"
         "bad = sorted(m for m in sys.modules if m.split('.')[0] in ('torch', 'snntorch', 'norse'))\n"
         "print(bad)\n"

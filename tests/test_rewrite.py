@@ -13,14 +13,14 @@ from hypothesis import strategies as st
 
 import nirbridge
 from nirbridge import GapError, Graph, Policy
-from nirbridge.backend import Support
-from nirbridge.convert import check, convert, plan
-from nirbridge.graph import AvgPool2d
-from nirbridge.numpy_backend import NumpyBackend
+from nirbridge.backends.base import Support
+from nirbridge.backends.numpy import NumpyBackend
+from nirbridge.compare import compare
+from nirbridge.conversion import check, convert, plan
+from nirbridge.ir import AvgPool2d
 from nirbridge.reference import simulate
 from nirbridge.rewrite import alternatives, avgpool_to_sumpool, emits_binary, fold_r, lower, maxpool2d
 from nirbridge.testing import build_case, neuron_params
-from nirbridge.verify import compare
 
 SETTINGS = settings(max_examples=int(os.environ.get("NIRBRIDGE_EXAMPLES", "25")), deadline=None, suppress_health_check=[HealthCheck.too_slow])
 PRESETS = st.sampled_from(["nir", "snntorch", "norse", "sinabs", "nir-paper"])

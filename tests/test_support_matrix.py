@@ -8,9 +8,10 @@ from pathlib import Path
 import pytest
 
 import nirbridge
-from nirbridge.backend import Support
+from nirbridge.backends.base import Support
+from nirbridge.backends.numpy import NumpyBackend
 from nirbridge.errors import NirbridgeError
-from nirbridge.gaps import (
+from nirbridge.support_matrix import (
     README_END,
     README_START,
     parse_matrix_markdown,
@@ -19,7 +20,6 @@ from nirbridge.gaps import (
     support_matrix_markdown,
     write_readme,
 )
-from nirbridge.numpy_backend import NumpyBackend
 
 README = Path(__file__).resolve().parents[1] / "README.md"
 REGENERATE = "nirbridge backends --write-readme README.md"

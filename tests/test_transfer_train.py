@@ -14,11 +14,11 @@ from benchmarks.transfer.datasets import FrameDataset, load_dataset  # noqa: E40
 from benchmarks.transfer.evaluate import evaluate  # noqa: E402
 from benchmarks.transfer.train import (  # noqa: E402
     SeedNet,
+    as_model_fn,
     build_model,
     load_model,
     save_model,
     sequence_loss,
-    as_model_fn,
     train,
 )
 

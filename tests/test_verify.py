@@ -11,14 +11,15 @@ import pytest
 
 import nirbridge
 from nirbridge import Graph, Policy, SimulationError
-from nirbridge.backend import Support
-from nirbridge.convert import with_policy
-from nirbridge.numpy_backend import NumpyBackend
-from nirbridge.plugins import temporary
+from nirbridge.backends.base import Support
+from nirbridge.backends.numpy import NumpyBackend
+from nirbridge.backends.registry import temporary
+from nirbridge.compare import compare, firing_inputs
 from nirbridge.reference import simulate
 from nirbridge.result import SimulationResult
+from nirbridge.semantics import with_policy
 from nirbridge.testing import build_case
-from nirbridge.verify import compare, firing_inputs, verify
+from nirbridge.verification import verify
 
 NIR = Policy.preset("nir")
 

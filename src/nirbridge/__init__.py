@@ -10,6 +10,9 @@
 
 from importlib import import_module
 
+# the function `nirbridge.backends()` takes the name of the `nirbridge.backends` package here
+# (its modules stay importable as `nirbridge.backends.<module>`)
+from .backends.registry import backends, get_backend  # noqa: E402
 from .errors import (
     GapError,
     GraphValidationError,
@@ -24,13 +27,8 @@ from .errors import (
     UnsafeFileError,
     UnsupportedVersionError,
 )
-from .graph import Graph
-from .policy import NodePolicy, Policy
-
-# `convert` and `verify` are also submodule names: import the functions eagerly so that a later
-# `import nirbridge.convert` cannot replace them with the modules.
-from .convert import check, convert  # noqa: E402
-from .verify import VerifyReport, verify  # noqa: E402
+from .ir import Graph
+from .semantics import NodePolicy, Policy
 
 __version__ = "0.1.0"
 
@@ -40,19 +38,24 @@ _LAZY = {
     "save": "io",
     "simulate": "reference",
     "SimulationResult": "result",
-    "backends": "plugins",
-    "get_backend": "plugins",
-    "hookimpl": "hookspecs",
-    "hookspec": "hookspecs",
-    "Backend": "backend",
-    "Support": "backend",
-    "Gap": "gaps",
-    "GapReport": "gaps",
+    "hookimpl": "backends.hookspecs",
+    "hookspec": "backends.hookspecs",
+    "Backend": "backends.base",
+    "Support": "backends.base",
+    "Gap": "report",
+    "GapReport": "report",
+    "convert": "conversion",
+    "check": "conversion",
+    "verify": "verification",
+    "VerifyReport": "verification",
 }
 
 
 # submodules reachable as attributes after a plain `import nirbridge`
-_SUBMODULES = frozenset({"io", "plot", "plugins", "reference", "rewrite", "testing", "topology"})
+_SUBMODULES = frozenset({
+    "checker", "compare", "conversion", "io", "ir", "plot", "reference", "report", "rewrite",
+    "semantics", "shape_inference", "support_matrix", "testing", "topology", "verification",
+})
 
 
 def __getattr__(name: str):
@@ -86,9 +89,7 @@ __all__ = [
     "UnknownBackendError",
     "UnsafeFileError",
     "UnsupportedVersionError",
-    "VerifyReport",
-    "check",
-    "convert",
-    "verify",
+    "backends",
+    "get_backend",
     *_LAZY,
 ]

@@ -30,6 +30,7 @@ import numpy as np
 
 from .atomic import replacing
 from .errors import GapError, NirbridgeError
+from .table import table
 
 EXIT_OK, EXIT_NO, EXIT_ERROR = 0, 1, 2
 
@@ -191,8 +192,8 @@ def _policy(graph, preset: str | None, dt: float | None):
     """The policy to run `graph` under and where it came from: `--policy PRESET` if given,
     else what `nirbridge.convert` would choose (the file's metadata, else the dt inferred
     from the parameters with the `nir` preset, else the `nir` preset); `--dt` replaces dt."""
-    from .convert import resolve_source
-    from .policy import Policy
+    from .conversion import resolve_source
+    from .semantics import Policy
 
     if preset:
         policy, origin = Policy.preset(preset), f"chosen with --policy {preset}"
@@ -248,13 +249,6 @@ def _check_out_dir(path: str) -> None:
         raise NirbridgeError(f"{path}: directory {str(parent)!r} does not exist")
 
 
-def _table(rows: list[Sequence[str]]) -> str:
-    widths = [max(len(str(r[c])) for r in rows) for c in range(len(rows[0]))]
-    lines = ["  ".join(str(cell).ljust(w) for cell, w in zip(r, widths)).rstrip() for r in rows]
-    lines.insert(1, "  ".join("-" * w for w in widths))
-    return "\n".join(lines)
-
-
 def _simulate(graph, x, policy, record, dtype=np.float32):
     from .reference import simulate
 
@@ -267,7 +261,7 @@ def _simulate(graph, x, policy, record, dtype=np.float32):
 
 def _default_record(graph) -> list[str]:
     """Every neuron node, nested ones by dotted name."""
-    from .graph import NEURON_TYPES
+    from .ir import NEURON_TYPES
 
     return [name for name, node in graph.walk() if node.type in NEURON_TYPES]
 
@@ -304,15 +298,16 @@ def cli() -> None:
 @click.option("--write-readme", "readme", type=click.Path(dir_okay=False, exists=True), help="Replace the support-matrix block of this README.")
 def backends(as_json: bool, matrix: bool, readme: str | None) -> None:
     """List installed backends and plugins that failed to load."""
-    from . import gaps, plugins
+    from . import support_matrix
+    from .backends import registry as plugins
 
     found = plugins.backends()
     if readme:
-        changed = gaps.write_readme(readme, found)
+        changed = support_matrix.write_readme(readme, found)
         click.echo(f"{readme}: {'updated' if changed else 'already up to date'}")
         return
     if matrix:
-        click.echo(gaps.support_matrix_markdown(found))
+        click.echo(support_matrix.support_matrix_markdown(found))
         return
     dists = plugins.distributions()
     failures = plugins.failures()
@@ -335,11 +330,11 @@ def backends(as_json: bool, matrix: bool, readme: str | None) -> None:
             ],
         })
         return
-    table = [("name", "distribution", "preset", "can", "description")]
+    lines = [("name", "distribution", "preset", "can", "description")]
     for r in rows:
         can = ",".join(k for k in ("export", "import", "simulate") if r[k]) or "-"
-        table.append((r["name"], r["distribution"], r["preset"], can, r["description"]))
-    click.echo(_table(table))
+        lines.append((r["name"], r["distribution"], r["preset"], can, r["description"]))
+    click.echo(table(lines))
     if failures:
         click.echo("\nplugins that failed to load:")
         for f in failures:
@@ -352,7 +347,7 @@ def backends(as_json: bool, matrix: bool, readme: str | None) -> None:
 def inspect(file: str, as_json: bool) -> None:
     """Show a .nir file: nodes and shapes, the time step its parameters imply, and the policy
     stored in its metadata."""
-    from .policy import Policy
+    from .semantics import Policy
 
     graph = _load_graph(file)
     inference = Policy.infer(graph)
@@ -412,7 +407,7 @@ def check(src: str, target: str, preset: str | None, dt: float | None, probe_pat
 
     Exit code 0 when every node and the policy are exact, 1 when anything is approximate or
     unsupported."""
-    from .convert import check as check_
+    from .conversion import check as check_
 
     graph = _load_graph(src)
     probe = _input_for(graph, _load_array(probe_path), probe_path) if probe_path else None
@@ -443,7 +438,7 @@ def convert(src: str, target: str, out: str, preset: str | None, dt: float | Non
 
     Refused (exit code 2, nothing written) when a node is unsupported, or when a node or the
     policy is only approximate, unless --no-strict."""
-    from .convert import plan
+    from .conversion import plan
     from .io import save
 
     _check_out_dir(out)
@@ -500,7 +495,7 @@ def simulate(file: str, input_path: str, record: tuple[str, ...], preset: str | 
             continue
         binary = arr.size > 0 and np.isin(arr, (0, 1)).all() and (key.startswith("outputs/") or key.endswith("/spikes"))
         rows.append((key, str(tuple(arr.shape)), str(arr.dtype), str(int(arr.sum())) if binary else "-"))
-    click.echo(_table(rows))
+    click.echo(table(rows))
     _progress(f"wrote {out}")
 
 
@@ -516,8 +511,8 @@ def verify(file: str, names: str, input_path: str | None, preset: str | None, dt
     node by node against the NumPy reference.
 
     Exit code 0 when all agree, 1 when any differs."""
-    from .plugins import get_backend
-    from .verify import verify as verify_
+    from .backends.registry import get_backend
+    from .verification import verify as verify_
 
     selected = _split_names([names])
     if not selected:
@@ -553,7 +548,7 @@ def plot(file: str, input_path: str, record: tuple[str, ...], preset: str | None
     """Plot the input raster and, per node, membrane potential and output spikes over time
     (NumPy reference), optionally overlaid with another backend's run."""
     from . import plot as plotting
-    from .plugins import get_backend
+    from .backends.registry import get_backend
 
     _check_out_dir(out)
     graph = _load_graph(file)
@@ -569,7 +564,7 @@ def plot(file: str, input_path: str, record: tuple[str, ...], preset: str | None
     other = None
     labels = ("numpy", compare_to or "")
     if backend is not None:
-        from .convert import convert as convert_
+        from .conversion import convert as convert_
 
         _progress(f"converting to {compare_to} and running it ...")
         with warnings.catch_warnings():

@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from .errors import GraphValidationError, Problem
-from .graph import Graph, Input, Output
+from .ir import Graph, Input, Output
 
 Edge = tuple[str, str]
 

@@ -16,15 +16,15 @@ import pytest
 from click.testing import CliRunner
 
 import nirbridge
-from nirbridge import plugins
+from nirbridge.backends import registry as plugins
 from nirbridge.cli import cli
-from nirbridge.convert import check, convert
+from nirbridge.conversion import check, convert
 from nirbridge.errors import GapError
-from nirbridge.graph import Graph
-from nirbridge.policy import Policy
+from nirbridge.ir import Graph
 from nirbridge.reference import simulate
+from nirbridge.semantics import Policy
 from nirbridge.testing import BackendConformance
-from nirbridge.verify import verify
+from nirbridge.verification import verify
 from nirbridge_example import ExampleBackend, ExampleNetwork
 
 F = np.float32

@@ -3,15 +3,16 @@ cells only (`native_only=True`); and what native-only mode reports for a non-Nor
 
 import warnings
 
-import nirbridge
 import numpy as np
 import pytest
+
+import nirbridge
+from nirbridge.compare import compare
 from nirbridge.errors import GapError
-from nirbridge.gaps import GapWarning
-from nirbridge.policy import Policy
 from nirbridge.reference import simulate
+from nirbridge.report import GapWarning
+from nirbridge.semantics import Policy
 from nirbridge.testing import BackendConformance, build_case
-from nirbridge.verify import compare
 from nirbridge_norse import NativeCell, NorseBackend, PolicyCell
 
 

@@ -7,11 +7,12 @@ import pytest
 import torch
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
-from nirbridge import graph as g
+
+from nirbridge import ir as g
+from nirbridge.compare import compare
 from nirbridge.errors import GapError
-from nirbridge.policy import Policy
 from nirbridge.reference import simulate
-from nirbridge.verify import compare
+from nirbridge.semantics import Policy
 from nirbridge_norse import NativeCell, PolicyCell, from_nir
 from nirbridge_torch import run_sequence
 

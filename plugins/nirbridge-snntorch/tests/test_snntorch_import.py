@@ -10,12 +10,13 @@ import snntorch as snn
 import torch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from nirbridge import graph as g
-from nirbridge.policy import Policy
+from snn_support import assert_fires, assert_matches
+
+from nirbridge import ir as g
 from nirbridge.reference import simulate
+from nirbridge.semantics import Policy
 from nirbridge_snntorch import SnnTorchBackend, from_nir, graph_of, to_nir
 from nirbridge_torch.cells import PolicyNeuron
-from snn_support import assert_fires, assert_matches
 
 F = np.float32
 N_IN, N, T, B = 3, 5, 40, 2

@@ -7,12 +7,12 @@ import pytest
 import snntorch as snn
 import torch
 import torch.nn as nn
+from snn_support import assert_fires, assert_matches
 
 import nirbridge
-from nirbridge import plugins
+from nirbridge.backends import registry as plugins
 from nirbridge.errors import GapError
 from nirbridge.reference import simulate
-from snn_support import assert_fires, assert_matches
 
 
 def test_entry_point_convert_both_ways(monkeypatch):

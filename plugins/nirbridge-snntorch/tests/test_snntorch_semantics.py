@@ -9,11 +9,12 @@ import pytest
 import torch
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
-from nirbridge.errors import GapError
-from nirbridge.policy import Policy
-from nirbridge.reference import simulate
-from nirbridge_snntorch import export, from_nir, to_nir
 from snn_support import Loop, assert_fires, assert_matches, make_neuron, native_result, run_native
+
+from nirbridge.errors import GapError
+from nirbridge.reference import simulate
+from nirbridge.semantics import Policy
+from nirbridge_snntorch import export, from_nir, to_nir
 
 N_IN, N, T, B = 3, 4, 30, 2
 KINDS = ["Leaky", "Synaptic", "RLeaky", "RLeaky-V", "RSynaptic", "RSynaptic-V", "Lapicque"]

@@ -22,9 +22,9 @@ from typing import Any
 import numpy as np
 
 from ..errors import PolicyError, Problem, SimulationError
-from ..graph import Delay, Graph, Input, Node
-from ..policy import Policy
+from ..ir import Delay, Graph, Input, Node
 from ..result import SimulationResult
+from ..semantics import Policy
 from ..topology import Schedule, flatten, schedule
 from . import layers
 from .delay import DelayLine

@@ -26,13 +26,12 @@ from typing import Any
 import numpy as np
 
 import nirbridge
-from nirbridge.backend import Backend, Support
-from nirbridge.convert import with_policy
+from nirbridge.backends.base import Backend, Support
 from nirbridge.errors import GapError
-from nirbridge.gaps import Gap, GapReport
-from nirbridge.graph import Graph
-from nirbridge.policy import Policy
+from nirbridge.ir import Graph
+from nirbridge.report import Gap, GapReport
 from nirbridge.result import SimulationResult
+from nirbridge.semantics import Policy, with_policy
 
 __all__ = ["ExampleBackend", "ExampleNetwork", "register_backends"]
 __version__ = "0.1.0"

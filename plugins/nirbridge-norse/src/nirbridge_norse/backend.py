@@ -6,11 +6,12 @@ from typing import Any, ClassVar
 
 import numpy as np
 import torch
-from nirbridge import graph as g
-from nirbridge.backend import Backend, Support
-from nirbridge.graph import Graph, Node
-from nirbridge.policy import Policy
+
+from nirbridge import ir as g
+from nirbridge.backends.base import Backend, Support
+from nirbridge.ir import Graph, Node
 from nirbridge.result import SimulationResult
+from nirbridge.semantics import Policy
 
 from . import build, export
 from .cells import native_reason

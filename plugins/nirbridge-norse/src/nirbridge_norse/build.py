@@ -12,10 +12,11 @@ from __future__ import annotations
 
 import numpy as np
 import torch
-from nirbridge import graph as g
+
+from nirbridge import ir as g
 from nirbridge.errors import GapError, PolicyError
-from nirbridge.gaps import Gap, GapReport
-from nirbridge.policy import Policy
+from nirbridge.report import Gap, GapReport
+from nirbridge.semantics import Policy
 from nirbridge.topology import flatten
 from nirbridge_torch import GraphModule, build_stateless
 

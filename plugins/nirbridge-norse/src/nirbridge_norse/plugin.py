@@ -1,6 +1,6 @@
 """Entry point of the `nirbridge` plugin group: registers the `norse` backend."""
 
-from nirbridge.hookspecs import hookimpl
+from nirbridge.backends.hookspecs import hookimpl
 
 
 @hookimpl

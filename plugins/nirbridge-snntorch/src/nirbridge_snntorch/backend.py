@@ -5,11 +5,12 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
-from nirbridge.backend import Backend, Support
+
+from nirbridge.backends.base import Backend, Support
 from nirbridge.errors import GapError
-from nirbridge.graph import Graph, Node
-from nirbridge.policy import Policy
+from nirbridge.ir import Graph, Node
 from nirbridge.result import SimulationResult
+from nirbridge.semantics import Policy
 
 CELL = "a torch cell stepping the policy (nirbridge_torch.cells.PolicyNeuron) where snnTorch lacks the policy"
 

@@ -13,10 +13,11 @@ from __future__ import annotations
 
 import numpy as np
 import torch
-from nirbridge import graph as g
+
+from nirbridge import ir as g
 from nirbridge.errors import GapError
-from nirbridge.gaps import Gap, GapReport
-from nirbridge.policy import Policy, current_gain, tau_from_decay
+from nirbridge.report import Gap, GapReport
+from nirbridge.semantics import Policy, current_gain, tau_from_decay
 from nirbridge.topology import flatten
 from nirbridge_torch import GraphModule, build_stateless
 from nirbridge_torch.cells import PolicyNeuron

@@ -1,6 +1,6 @@
 """Entry point of the `nirbridge` plugin group: registers the `snntorch` backend."""
 
-from nirbridge.hookspecs import hookimpl
+from nirbridge.backends.hookspecs import hookimpl
 
 
 @hookimpl

@@ -17,11 +17,18 @@ import sys
 from dataclasses import dataclass, field
 from typing import Any
 
-from .backend import Backend
-from .errors import GapError, PluginError, UnknownBackendError
-from .gaps import GRAPH_NODE, POLICY_NODE, Gap, GapReport
-from .graph import SPIKING_TYPES, Graph
-from .policy import Policy
+import numpy as np
+
+from .backends.base import Backend
+from .backends.registry import backends, get_backend
+from .compare import compare
+from .errors import GapError, NirbridgeError, PluginError, UnknownBackendError
+from .io import load
+from .ir import SPIKING_TYPES, Graph
+from .reference import simulate
+from .report import GRAPH_NODE, POLICY_NODE, Gap, GapReport
+from .rewrite import lower
+from .semantics import Policy, with_policy
 
 NIR_TARGET = "nir"
 
@@ -51,20 +58,12 @@ class Plan:
     source: Source
 
 
-def with_policy(graph: Graph, policy: Policy) -> Graph:
-    """`graph` with `policy` written into its metadata (replacing any policy there)."""
-    metadata = dict(graph.metadata) | policy.to_metadata()
-    return graph.model_copy(update={"metadata": metadata})
-
-
 def _is_nir(obj: Any) -> bool:
     nir = sys.modules.get("nir")
     return nir is not None and isinstance(obj, getattr(nir, "NIRNode", nir.NIRGraph))
 
 
 def _source_backend(obj: Any, source: str | Backend | None) -> Backend:
-    from .plugins import backends, get_backend
-
     if isinstance(source, Backend):
         return source
     if source is not None:
@@ -95,8 +94,6 @@ def resolve_source(src: Any, *, source: str | Backend | None = None, policy: Pol
     if isinstance(src, Graph):
         graph, kind = src, "graph"
     elif isinstance(src, (str, os.PathLike)):
-        from .io import load
-
         graph, kind = load(src), os.fspath(src)
     elif _is_nir(src):
         graph, kind = Graph.from_nir(src), "nir.NIRGraph"
@@ -107,8 +104,6 @@ def resolve_source(src: Any, *, source: str | Backend | None = None, policy: Pol
             raise PluginError(f"{backend.name}: to_nir returned {type(graph).__name__}, not a nirbridge.Graph")
         kind = backend.name
     if backend is None and source is not None:
-        from .plugins import get_backend
-
         backend = source if isinstance(source, Backend) else get_backend(source)
     notes: list[str] = []
     if policy is not None:
@@ -131,20 +126,26 @@ def resolve_source(src: Any, *, source: str | Backend | None = None, policy: Pol
     return Source(graph, chosen, origin, kind, backend, notes, export_gaps if kind == getattr(backend, "name", None) else [])
 
 
+def _exact_elsewhere(node_type: str) -> list[str]:
+    """Installed backends that run `node_type` exactly (for suggestions); none when the
+    registry itself is broken, which must not hide the report."""
+    try:
+        found = backends()
+    except NirbridgeError:
+        return []
+    return [n for n, b in found.items() if (s := b.support.get(node_type)) is not None and s.status == "exact"]
+
+
 def _target(to: str | Backend) -> Backend | None:
     if isinstance(to, Backend):
         return to
     if to == NIR_TARGET:
         return None
-    from .plugins import get_backend
-
     return get_backend(to)
 
 
 def plan(src: Any, to: str | Backend, *, source: str | Backend | None = None, policy: Policy | None = None, sample: Any = None) -> Plan:
     """Resolve the source, choose the target's rewrites and build the gap report; builds nothing."""
-    from .rewrite import lower
-
     resolved = resolve_source(src, source=source, policy=policy, sample=sample)
     backend = _target(to)
     graph = with_policy(resolved.graph, resolved.policy)
@@ -161,7 +162,7 @@ def plan(src: Any, to: str | Backend, *, source: str | Backend | None = None, po
         gaps.append(Gap(GRAPH_NODE, "NIRGraph", "unsupported", reason=f"backend {backend.name} cannot build models from NIR", suggestion="convert to another backend"))
         lowered = graph
     else:
-        lowering = lower(graph, backend, resolved.policy)
+        lowering = lower(graph, backend, resolved.policy, others=_exact_elsewhere)
         gaps += lowering.gaps
         lowered = lowering.graph
         if lowering.rewritten:
@@ -216,11 +217,6 @@ def check(
 
 
 def _measure(p: Plan, probe: Any) -> None:
-    import numpy as np
-
-    from .reference import simulate
-    from .verify import compare
-
     spiking = [name for name, node in p.source.graph.walk() if node.type in SPIKING_TYPES]
     reference = simulate(p.graph, np.asarray(probe), policy=p.policy, record=spiking)
     native = p.backend.from_nir(p.graph, policy=p.policy)

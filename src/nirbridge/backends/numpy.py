@@ -12,11 +12,12 @@ from typing import Any
 
 import numpy as np
 
-from .backend import Backend, Support
-from .graph import NODE_TYPES, Graph
+from ..ir import NODE_TYPES, Graph
+from ..reference import simulate
+from ..result import SimulationResult
+from ..semantics import Policy, with_policy
+from .base import Backend, Support
 from .hookspecs import hookimpl
-from .policy import Policy
-from .result import SimulationResult
 
 
 @dataclass(frozen=True)
@@ -37,16 +38,12 @@ class NumpyBackend(Backend):
         return isinstance(obj, NumpyModel)
 
     def to_nir(self, obj: NumpyModel, *, policy: Policy | None = None, sample: Any = None) -> Graph:
-        from .convert import with_policy
-
         return with_policy(obj.graph, policy or obj.policy)
 
     def from_nir(self, graph: Graph, *, policy: Policy) -> NumpyModel:
         return NumpyModel(graph, policy)
 
     def simulate(self, native: NumpyModel, x: np.ndarray, *, record: tuple[str, ...] = ()) -> SimulationResult:
-        from .reference import simulate
-
         return simulate(native.graph, x, policy=native.policy, record=list(record))
 
     def supports_policy(self, policy: Policy, graph: Graph | None = None) -> Support:

@@ -9,23 +9,19 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import Any, ClassVar, Literal
+from typing import Any, ClassVar
 
 import numpy as np
 
-from .errors import PluginError
-from .graph import Graph, Node
-from .policy import FIELDS as SEMANTIC_FIELDS
-from .policy import Policy
-from .result import SimulationResult
-
-Status = Literal["exact", "approximate", "unsupported"]
-STATUSES: tuple[str, ...] = ("exact", "approximate", "unsupported")
+from ..errors import PluginError
+from ..ir import Graph, Node
+from ..report import STATUSES, Status
+from ..result import SimulationResult
+from ..semantics import Policy, policy_differences
 
 #: what a backend name must look like; "nir" is reserved for `convert(..., to="nir")`
 NAME_RE = re.compile(r"^[a-z][a-z0-9_-]*$")
 RESERVED_NAMES = frozenset({"nir"})
-
 
 
 @dataclass(frozen=True)
@@ -132,34 +128,3 @@ class Backend:
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.name!r}>"
-
-
-#: the Policy fields each node type's equations use (docs/semantics.md)
-POLICY_FIELDS: dict[str, tuple[str, ...]] = {
-    "I": ("input",),
-    "IF": ("input", "reset", "reset_timing", "threshold"),
-    "LI": ("integration", "input"),
-    "LIF": ("integration", "input", "reset", "reset_timing", "threshold"),
-    "CubaLI": ("integration", "input", "current_order"),
-    "CubaLIF": SEMANTIC_FIELDS,
-    "Threshold": ("threshold",),
-}
-
-
-def policy_differences(wanted: Policy, native: Policy, graph: Graph | None = None) -> list[str]:
-    """Differences in semantics (not dt) between two policies, one line per field: on the
-    nodes of `graph` when given (only the fields each node uses), else per node type."""
-    if graph is not None:
-        subjects = [(name, node.type) for name, node in graph.walk() if node.type in POLICY_FIELDS]
-    else:
-        subjects = [("", kind) for kind in POLICY_FIELDS] + [(name, None) for name in wanted.overrides]
-    found: dict[tuple[str, Any, Any], list[str]] = {}
-    for name, kind in subjects:
-        mine, theirs = wanted.for_node(name, kind), native.for_node(name, kind)
-        for f in POLICY_FIELDS.get(kind, SEMANTIC_FIELDS):
-            if getattr(mine, f) != getattr(theirs, f):
-                found.setdefault((f, getattr(mine, f), getattr(theirs, f)), []).append(name or kind)
-    return [
-        f"{f}: graph uses {a!r}, backend runs {b!r} ({'nodes' if graph is not None else 'for'} {', '.join(dict.fromkeys(who))})"
-        for (f, a, b), who in found.items()
-    ]

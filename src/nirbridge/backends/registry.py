@@ -21,9 +21,9 @@ from typing import Any
 
 import pluggy
 
+from ..errors import PluginError, UnknownBackendError
 from . import hookspecs
-from .backend import Backend, name_problem
-from .errors import PluginError, UnknownBackendError
+from .base import Backend, name_problem
 
 ENTRY_POINT_GROUP = "nirbridge"
 DISABLE_ENV = "NIRBRIDGE_DISABLE_PLUGINS"
@@ -62,7 +62,7 @@ def _entry_points() -> Iterable[Any]:
 
 
 def _builtin_plugins() -> list[Any]:
-    from . import numpy_backend
+    from . import numpy as numpy_backend
 
     return [numpy_backend]
 

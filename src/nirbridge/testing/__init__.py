@@ -26,14 +26,15 @@ from typing import Any, ClassVar
 import numpy as np
 import pytest
 
-from .backend import Backend, Support, name_problem
-from .convert import convert, plan
-from .errors import GapError
-from .gaps import GapWarning
-from .graph import NODE_TYPES, Graph
-from .policy import Policy
-from .rewrite import R_TYPES, alternatives, maxpool2d
-from .verify import compare, firing_inputs, firing_rates, recordable
+from ..backends.base import Backend, Support, name_problem
+from ..compare import compare, firing_inputs, firing_rates, recordable
+from ..conversion import convert, plan
+from ..errors import GapError
+from ..ir import NODE_TYPES, Graph
+from ..reference import simulate
+from ..report import GapWarning
+from ..rewrite import R_TYPES, alternatives, maxpool2d
+from ..semantics import Policy
 
 F = np.float32
 
@@ -219,8 +220,6 @@ def build_case(name: str, policy: Policy, seed: int | None = None) -> Graph:
 def case_inputs(name: str, graph: Graph, policy: Policy, *, steps: int, batch: int, record: list[str]):
     """Inputs for a zoo case, with the reference result: spikes at a rate that makes every
     spiking node fire, or uniform values for cases that take real inputs."""
-    from .reference import simulate
-
     seed = zlib.crc32(name.encode())
     if ZOO[name].real_inputs:
         shape = tuple(int(n) for n in next(iter(graph.inputs().values())).shape)
