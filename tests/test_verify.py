@@ -11,7 +11,7 @@ import pytest
 
 import nirbridge
 from nirbridge import Graph, Policy, SimulationError
-from nirbridge.backends.base import Support
+from nirbridge.backends.base import exact
 from nirbridge.backends.numpy import NumpyBackend
 from nirbridge.backends.registry import temporary
 from nirbridge.compare import compare, firing_inputs
@@ -172,12 +172,12 @@ def test_a_failing_backend_is_a_result_not_a_crash():
     class Broken(NumpyBackend):
         name = "broken"
 
-        def from_nir(self, graph, *, policy):
+        def build(self, plan):
             raise RuntimeError("device not found")
 
     class Narrow(NumpyBackend):
         name = "narrow"
-        support = {"Linear": Support("exact", "dense")}
+        handlers = {"Linear": exact("dense")}
 
     with temporary(Broken(), Narrow()):
         report = verify(network(), backends=["broken", "narrow", "numpy"])

@@ -3,6 +3,7 @@
     g = nirbridge.load("net.nir")                       # validated Graph
     nirbridge.save(g, "net.nir")                        # atomic; nir.read reads it
     model = nirbridge.convert(src, to="norse")          # native model, Graph, nir.NIRGraph or path
+    p = nirbridge.plan(src, to="norse")                 # p.report, then p.build(): planned once
     report = nirbridge.check(src, to="norse")           # GapReport, converts nothing
     out = nirbridge.simulate(g, x, policy=..., record=["lif1"])
     res = nirbridge.verify(src, backends=["snntorch", "norse", "numpy"], inputs=x)
@@ -41,11 +42,16 @@ _LAZY = {
     "hookimpl": "backends.hookspecs",
     "hookspec": "backends.hookspecs",
     "Backend": "backends.base",
+    "BackendRecord": "backends.base",
+    "BuildPlan": "backends.base",
+    "Handler": "backends.base",
+    "NodePlan": "backends.base",
     "Support": "backends.base",
     "Gap": "report",
     "GapReport": "report",
     "convert": "conversion",
     "check": "conversion",
+    "plan": "conversion",
     "verify": "verification",
     "VerifyReport": "verification",
 }

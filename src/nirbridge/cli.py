@@ -19,7 +19,6 @@ from __future__ import annotations
 import json
 import sys
 import time
-import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, is_dataclass
 from pathlib import Path
@@ -294,34 +293,25 @@ def cli() -> None:
 
 @cli.command()
 @JSON_OPTION
-@click.option("--matrix", is_flag=True, help="Print the support matrix (NIR node x backend) as Markdown.")
+@click.option("--matrix", is_flag=True, help="Print the support matrix (NIR node x backend) as Markdown (loads every backend).")
 @click.option("--write-readme", "readme", type=click.Path(dir_okay=False, exists=True), help="Replace the support-matrix block of this README.")
-def backends(as_json: bool, matrix: bool, readme: str | None) -> None:
-    """List installed backends and plugins that failed to load."""
+@click.option("--strict", is_flag=True, help="Exit 1 when a plugin failed to load.")
+def backends(as_json: bool, matrix: bool, readme: str | None, strict: bool) -> None:
+    """List installed backends and the plugins that failed to load (imports no framework)."""
     from . import support_matrix
-    from .backends import registry as plugins
+    from .backends import registry
 
-    found = plugins.backends()
-    if readme:
-        changed = support_matrix.write_readme(readme, found)
-        click.echo(f"{readme}: {'updated' if changed else 'already up to date'}")
+    found = registry.backends()
+    if readme or matrix:
+        loaded = {name: registry.get_backend(name) for name in found}
+        if readme:
+            changed = support_matrix.write_readme(readme, loaded)
+            click.echo(f"{readme}: {'updated' if changed else 'already up to date'}")
+        else:
+            click.echo(support_matrix.support_matrix_markdown(loaded))
         return
-    if matrix:
-        click.echo(support_matrix.support_matrix_markdown(found))
-        return
-    dists = plugins.distributions()
-    failures = plugins.failures()
-    rows = []
-    for name, b in found.items():
-        rows.append({
-            "name": name,
-            "distribution": dists.get(name, ""),
-            "preset": b.preset,
-            "export": bool(getattr(b, "can_export", False)),
-            "import": bool(getattr(b, "can_import", False)),
-            "simulate": bool(getattr(b, "can_simulate", False)),
-            "description": b.description,
-        })
+    failures = registry.failures()
+    rows = [{"name": name, "distribution": r.distribution, "preset": r.preset, "description": r.description} for name, r in found.items()]
     if as_json:
         _echo_json({
             "backends": rows,
@@ -329,16 +319,16 @@ def backends(as_json: bool, matrix: bool, readme: str | None) -> None:
                 {"distribution": f.distribution, "entry_point": f.entry_point, "error": f.error} for f in failures
             ],
         })
-        return
-    lines = [("name", "distribution", "preset", "can", "description")]
-    for r in rows:
-        can = ",".join(k for k in ("export", "import", "simulate") if r[k]) or "-"
-        lines.append((r["name"], r["distribution"], r["preset"], can, r["description"]))
-    click.echo(table(lines))
-    if failures:
-        click.echo("\nplugins that failed to load:")
-        for f in failures:
-            click.echo(f"  {f.distribution} (entry point {f.entry_point!r}): {_one_line(f.error)}")
+    else:
+        lines = [("name", "distribution", "preset", "description")]
+        lines += [(r["name"], r["distribution"], r["preset"], r["description"]) for r in rows]
+        click.echo(table(lines))
+        if failures:
+            click.echo("\nplugins that failed to load:")
+            for f in failures:
+                click.echo(f"  {f.distribution} (entry point {f.entry_point!r}): {_one_line(f.error)}")
+    if strict and failures:
+        sys.exit(1)
 
 
 @cli.command()
@@ -564,15 +554,13 @@ def plot(file: str, input_path: str, record: tuple[str, ...], preset: str | None
     other = None
     labels = ("numpy", compare_to or "")
     if backend is not None:
-        from .conversion import convert as convert_
+        from .conversion import plan, run
 
         _progress(f"converting to {compare_to} and running it ...")
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # approximations are reported below, in one line
-            native, report = convert_(graph, to=compare_to, policy=policy, strict=False)
-        if not report.ok:
-            _progress(f"warning: {report.summary()}: " + "; ".join(f"{g.node}: {g.reason}" for g in report.approximate))
-        other = backend.simulate(native, x, record=tuple(nodes))
+        p = plan(graph, backend, policy=policy)
+        if not p.report.ok:  # approximations are reported here, in one line
+            _progress(f"warning: {p.report.summary()}: " + "; ".join(f"{g.node}: {g.reason}" for g in p.report.approximate))
+        other = run(backend, p.build(strict=False, warn=False), x, record=tuple(nodes))
     fig = plotting.plot_result(
         result, nodes=nodes, compare=other, input=x, graph=graph, batch=batch,
         labels=labels, max_neurons=max_neurons, title=Path(file).name,

@@ -11,8 +11,8 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
+from .backends.base import BackendRecord
 from .backends.registry import backends as installed
-from .backends.registry import get_backend
 from .errors import NirbridgeError
 from .ir import NODE_TYPES
 from .rewrite import R_TYPES, alternatives
@@ -27,6 +27,7 @@ def support_matrix(backends: Mapping[str, Any] | Iterable[Any]) -> dict[str, dic
     items = backends.values() if isinstance(backends, Mapping) else backends
     table: dict[str, dict[str, str]] = {}
     for backend in items:
+        backend = backend.load() if isinstance(backend, BackendRecord) else backend
         column: dict[str, str] = {}
         via = alternatives(backend)
         for node_type in NODE_TYPES:
@@ -42,8 +43,8 @@ def support_matrix(backends: Mapping[str, Any] | Iterable[Any]) -> dict[str, dic
                 cell = "—" if status == "unsupported" else status
             column[_row_label(node_type)] = cell
         column["policy preset"] = f"`{backend.preset}`"
-        column["export (to_nir)"] = "yes" if backend.can_export else "no"
-        column["import (from_nir)"] = "yes" if backend.can_import else "no"
+        column["export (model to NIR)"] = "yes" if backend.can_export else "no"
+        column["import (NIR to model)"] = "yes" if backend.can_import else "no"
         table[backend.name] = column
     return table
 
@@ -94,7 +95,7 @@ def readme_block(text: str) -> str | None:
 def write_readme(path: str, backends: Mapping[str, Any] | Iterable[Any] | None = None) -> bool:
     """Replace the README's support-matrix block; returns whether the file changed."""
     if backends is None:
-        backends = {name: get_backend(name) for name in installed()}
+        backends = installed()
     file = Path(path)
     text = file.read_text(encoding="utf-8")
     if readme_block(text) is None:

@@ -11,7 +11,7 @@ import numpy as np
 
 from .backends.registry import backends as installed
 from .compare import NodeComparison, compare, firing_inputs, firing_rates, recordable
-from .conversion import plan, resolve_source
+from .conversion import plan, resolve_source, run
 from .errors import SimulationError
 from .reference import simulate
 from .report import GapReport
@@ -146,8 +146,7 @@ def verify(
             if p.report.unsupported:
                 res.error = "cannot convert: " + "; ".join(f"{g.node}: {g.reason}" for g in p.report.unsupported)
                 continue
-            native = p.backend.from_nir(p.graph, policy=p.policy)
-            out = p.backend.simulate(native, x, record=tuple(record))
+            out = run(p.backend, p.build(strict=False, warn=False), x, record=tuple(record))
         except Exception as exc:  # one backend's failure is a result, not the end of the run
             res.error = f"{type(exc).__name__}: {exc}"
             continue

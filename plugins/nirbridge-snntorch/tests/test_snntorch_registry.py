@@ -19,7 +19,8 @@ def test_entry_point_convert_both_ways(monkeypatch):
     monkeypatch.delenv(plugins.DISABLE_ENV, raising=False)
     plugins.reset()
     try:
-        backend = nirbridge.backends()["snntorch"]
+        assert nirbridge.backends()["snntorch"].preset == "snntorch"
+        backend = nirbridge.get_backend("snntorch")
         assert plugins.distributions()["snntorch"] == "nirbridge-snntorch"
         net = nn.Sequential(nn.Linear(3, 4), snn.Leaky(beta=0.8, init_hidden=True, threshold=0.5))
         with torch.no_grad():

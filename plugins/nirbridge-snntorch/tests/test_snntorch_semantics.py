@@ -198,10 +198,13 @@ def test_non_strict_convert_carries_export_approximations_into_the_report():
     with pytest.raises(GapError) as refused:
         nirbridge.convert(model, to="numpy", sample=x[:2])
     assert refused.value.report["lif"].status == "approximate"
+    p = nirbridge.plan(model, "numpy", sample=x[:2])
+    assert p.report["lif"].status == "approximate" and "reset_delay=False" in p.report["lif"].reason
     with pytest.warns(UserWarning):
-        converted, report = nirbridge.convert(model, to="numpy", sample=x[:2], strict=False)
-    assert report["lif"].status == "approximate" and "reset_delay=False" in report["lif"].reason
-    assert converted is not None
+        assert p.build(strict=False) is not None
     with pytest.warns(UserWarning):
-        graph, nir_report = nirbridge.convert(model, to="nir", sample=x[:2], strict=False)
-    assert nir_report["lif"].status == "approximate" and "lif" in graph.nodes
+        assert nirbridge.convert(model, to="numpy", sample=x[:2], strict=False) is not None
+    p = nirbridge.plan(model, "nir", sample=x[:2])
+    with pytest.warns(UserWarning):
+        graph = p.build(strict=False)
+    assert p.report["lif"].status == "approximate" and "lif" in graph.nodes

@@ -15,11 +15,11 @@ from .discretization import (
 )
 from .dt_inference import DtInference, infer_dt
 from .fields import FIELDS, POLICY_FIELDS, NodePolicy
-from .policy import METADATA_KEY, Policy, policy_differences, with_policy
+from .policy import METADATA_KEY, Policy, ResolvedPolicy, policy_differences, resolve_policy, with_policy
 from .presets import PRESETS
 
 __all__ = [
-    "FIELDS", "METADATA_KEY", "POLICY_FIELDS", "PRESETS", "DtInference", "NodePolicy", "Policy", "StepConstants",
-    "current_gain", "decay", "infer_dt", "leaky_from_nir", "leaky_to_nir", "policy_differences", "step_constants",
+    "FIELDS", "METADATA_KEY", "POLICY_FIELDS", "PRESETS", "DtInference", "NodePolicy", "Policy", "ResolvedPolicy", "StepConstants",
+    "current_gain", "decay", "infer_dt", "leaky_from_nir", "leaky_to_nir", "policy_differences", "resolve_policy", "step_constants",
     "synaptic_from_nir", "synaptic_to_nir", "tau_from_decay", "unit_gain", "with_policy",
 ]

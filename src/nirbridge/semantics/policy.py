@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import math
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -221,3 +222,53 @@ def policy_differences(wanted: Policy, native: Policy, graph=None) -> list[str]:
         f"{f}: graph uses {a!r}, backend runs {b!r} ({'nodes' if graph is not None else 'for'} {', '.join(dict.fromkeys(who))})"
         for (f, a, b), who in found.items()
     ]
+
+
+@dataclass(frozen=True)
+class ResolvedPolicy:
+    """The policy a graph runs under, where it came from (`origin`), and what was assumed
+    (`notes`: empty when nothing was)."""
+
+    policy: Policy
+    origin: str
+    notes: tuple[str, ...] = ()
+
+
+def resolve_policy(graph, given: Policy | str | None = None, *, preset: str | None = None, owner: str = "") -> ResolvedPolicy:
+    """The one way every entry point (simulate, convert, check, verify, the CLI) picks the
+    semantics of `graph`, in order of precedence:
+
+    1. `given`: a Policy, or the name of a preset;
+    2. the policy stored in the graph's metadata;
+    3. `preset`, the preset of the backend the graph was exported from (`owner` names it);
+    4. the `nir` preset at the dt `Policy.infer` reads from the parameters;
+    5. the `nir` preset (dt 1e-4), with a note that nothing in the graph says how it was stepped.
+
+    The chosen policy's per-node overrides are checked against the graph."""
+    if isinstance(given, str):
+        chosen = ResolvedPolicy(Policy.preset(given), f"preset {given!r}, given explicitly")
+    elif given is not None:
+        if not isinstance(given, Policy):
+            raise PolicyError(problems=[Problem("policy", f"must be a nirbridge.Policy or a preset name, got {type(given).__name__}")])
+        chosen = ResolvedPolicy(given, "given explicitly")
+    elif (stored := Policy.from_metadata(graph.metadata)) is not None:
+        chosen = ResolvedPolicy(stored, "read from the graph's metadata")
+    elif preset is not None:
+        chosen = ResolvedPolicy(Policy.preset(preset), f"preset {preset!r} of source backend {owner}".rstrip())
+    else:
+        inferred = Policy.infer(graph)
+        if inferred.dt is not None:
+            chosen = ResolvedPolicy(
+                Policy.preset("nir", dt=inferred.dt),
+                f"preset 'nir' at the dt inferred from the parameters ({inferred.message})",
+                (f"semantics other than dt are not recorded in the graph; assumed the 'nir' preset (confidence in dt: {inferred.confidence})",),
+            )
+        else:
+            default = Policy.preset("nir")
+            chosen = ResolvedPolicy(
+                default,
+                "preset 'nir': nothing in the graph says how it was stepped",
+                (f"no policy in the graph and no dt inferable ({inferred.message}); assumed the 'nir' preset at dt={default.dt:g}",),
+            )
+    chosen.policy.check(graph)
+    return chosen

@@ -22,8 +22,14 @@ with the equations of docs/semantics.md, using Norse's `threshold` (surrogate gr
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import torch
+
+with warnings.catch_warnings():  # Norse 1.1 decorates with torch.jit.script, deprecated in torch 2.14
+    warnings.filterwarnings("ignore", message=r"`torch.jit.script` is deprecated", category=FutureWarning)
+    import norse.torch  # noqa: F401
 from norse.torch.functional.reset import reset_subtract, reset_value
 from norse.torch.functional.threshold import threshold as norse_threshold
 
