@@ -15,6 +15,7 @@ from importlib import import_module
 # (its modules stay importable as `nirbridge.backends.<module>`)
 from .backends.registry import backends, get_backend  # noqa: E402
 from .errors import (
+    FileAccessError,
     GapError,
     GraphValidationError,
     NirbridgeError,
@@ -80,6 +81,7 @@ def __dir__():
 
 
 __all__ = [
+    "FileAccessError",
     "GapError",
     "Graph",
     "GraphValidationError",

@@ -17,8 +17,12 @@ traceback. Results go to stdout, progress to stderr.
 from __future__ import annotations
 
 import json
+import math
+import os
+import stat
 import sys
 import time
+import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, is_dataclass
 from pathlib import Path
@@ -26,9 +30,10 @@ from typing import Any
 
 import click
 import numpy as np
+from numpy.lib import format as npy_format
 
-from .atomic import replacing
-from .errors import GapError, NirbridgeError
+from .atomic import os_error, replacing, writable_target
+from .errors import GapError, NirbridgeError, ResourceLimitError
 from .table import table
 
 EXIT_OK, EXIT_NO, EXIT_ERROR = 0, 1, 2
@@ -141,28 +146,28 @@ def _load_graph(path: str):
 
 
 def _load_array(path: str) -> np.ndarray:
-    """A finite numeric array from a .npy file. Never unpickles: object arrays are refused."""
-    p = Path(path)
-    if not p.is_file():
-        raise InputFileError("no such file" if not p.exists() else "not a file", file=path)
-    with open(p, "rb") as fh:
-        magic = fh.read(6)
-    if magic[:4] == b"PK\x03\x04":
-        raise InputFileError("is an .npz archive; expected a single array saved with numpy.save (.npy)", file=path)
-    if magic != b"\x93NUMPY":
-        raise InputFileError("not a .npy file (saved with numpy.save)", file=path)
+    """A finite numeric array from a .npy file. Never unpickles; the size the header declares
+    is checked against the file's size (and the machine's memory) before anything is allocated."""
     try:
-        data = np.load(p, allow_pickle=False)
-    except ValueError as exc:
-        if "pickle" in str(exc):
-            msg = "holds Python objects (dtype object), which are never loaded; save a numeric array"
-        else:
-            msg = f"damaged .npy file ({exc})"
-        raise InputFileError(msg, file=path) from None
-    except (OSError, EOFError) as exc:
-        raise InputFileError(f"damaged .npy file ({exc})", file=path) from None
-    if data.dtype.kind not in "biuf":
-        raise InputFileError(f"expected a numeric array, got dtype {data.dtype}", file=path)
+        st = os.stat(path)
+    except FileNotFoundError:
+        raise InputFileError("no such file", file=path) from None
+    except OSError as exc:
+        raise os_error(exc, path) from None
+    if not stat.S_ISREG(st.st_mode):  # a FIFO would block, a directory cannot be read
+        raise InputFileError("not a file" if stat.S_ISDIR(st.st_mode) else "not a regular file", file=path)
+    try:
+        with open(path, "rb") as fh:
+            shape, dtype = _npy_header(fh, path, st.st_size)
+            data = npy_format.read_array(fh, allow_pickle=False)
+    except NirbridgeError:
+        raise
+    except OSError as exc:
+        raise os_error(exc, path) from None
+    except (ValueError, EOFError) as exc:
+        raise InputFileError(f"damaged .npy file ({_one_line(str(exc))})", file=path) from None
+    except MemoryError:
+        raise ResourceLimitError(f"array of shape {shape}, {dtype} does not fit in memory", file=path) from None
     if data.dtype.kind == "f":
         bad = ~np.isfinite(data)
         if bad.any():
@@ -171,6 +176,46 @@ def _load_array(path: str) -> np.ndarray:
     else:
         data = data.astype(np.float32)
     return data
+
+
+def _npy_header(fh, path: str, file_size: int) -> tuple[tuple[int, ...], np.dtype]:
+    """Shape and dtype from a .npy header, checked: numeric dtype, and no more data declared
+    than the file holds; leaves `fh` at the start of the file."""
+    magic = fh.read(6)
+    if magic[:4] == b"PK\x03\x04":
+        raise InputFileError("is an .npz archive; expected a single array saved with numpy.save (.npy)", file=path)
+    if magic != b"\x93NUMPY":
+        raise InputFileError("not a .npy file (saved with numpy.save)", file=path)
+    fh.seek(0)
+    version = npy_format.read_magic(fh)
+    readers = {(1, 0): npy_format.read_array_header_1_0, (2, 0): npy_format.read_array_header_2_0}
+    if version not in readers:
+        raise InputFileError(f".npy format version {version[0]}.{version[1]} holds no plain numeric array", file=path)
+    shape, _, dtype = readers[version](fh)
+    if dtype.hasobject:
+        raise InputFileError("holds Python objects (dtype object), which are never loaded; save a numeric array", file=path)
+    if dtype.kind not in "biuf" or dtype.names or dtype.subdtype:
+        raise InputFileError(f"expected a numeric array, got dtype {dtype}", file=path)
+    declared, held = math.prod(shape) * dtype.itemsize, file_size - fh.tell()
+    if declared > held:
+        raise InputFileError(
+            f"the header declares shape {shape}, {dtype} ({declared} bytes) but the file holds {max(held, 0)} bytes of data: "
+            "truncated or damaged", file=path,
+        )
+    if declared > _MEMORY:
+        raise ResourceLimitError(f"array of shape {shape}, {dtype} ({declared} bytes) is larger than this machine's memory", file=path)
+    fh.seek(0)
+    return shape, dtype
+
+
+def _physical_memory() -> int:
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (AttributeError, ValueError, OSError):
+        return 1 << 62
+
+
+_MEMORY = _physical_memory()
 
 
 def _input_for(graph, x: np.ndarray, path: str) -> np.ndarray:
@@ -235,17 +280,16 @@ def _split_names(values: Sequence[str]) -> list[str]:
     return list(dict.fromkeys(out))
 
 
-def _atomic_write(path: str | Path, write: Callable[[Any], None]) -> Path:
-    """Write through a temporary file beside `path`, renamed into place."""
-    with replacing(path) as tmp, open(tmp, "wb") as fh:
+def _atomic_write(path: str, write: Callable[[Any], None], inputs: Sequence[str | None]) -> None:
+    """Write through a temporary file beside `path`, renamed into place (`nirbridge.atomic`)."""
+    with replacing(path, inputs=inputs) as tmp, open(tmp, "wb") as fh:
         write(fh)
-    return Path(path)
 
 
-def _check_out_dir(path: str) -> None:
-    parent = Path(path).parent
-    if not parent.is_dir():
-        raise NirbridgeError(f"{path}: directory {str(parent)!r} does not exist")
+def _check_output(path: str, *inputs: str | None) -> None:
+    """Refuse `-o` before any work when it would replace one of the command's inputs, a
+    directory, a FIFO or device, or write through a dangling link (`nirbridge.atomic`)."""
+    writable_target(path, inputs)
 
 
 def _simulate(graph, x, policy, record, dtype=np.float32):
@@ -429,9 +473,9 @@ def convert(src: str, target: str, out: str, preset: str | None, dt: float | Non
     Refused (exit code 2, nothing written) when a node is unsupported, or when a node or the
     policy is only approximate, unless --no-strict."""
     from .conversion import plan
-    from .io import save
+    from .io import NirReadWarning, save
 
-    _check_out_dir(out)
+    _check_output(out, src)
     graph = _load_graph(src)
     explicit = _policy(graph, preset, dt) if preset or dt is not None else None
     p = plan(graph, target, policy=explicit[0] if explicit else None)
@@ -445,7 +489,11 @@ def convert(src: str, target: str, out: str, preset: str | None, dt: float | Non
         for gap in report.approximate:
             _progress(f"  {gap.node} ({gap.node_type}): {gap.reason}")
     rewritten = [g.node for g in report.gaps if "rewrite" in g.maps_to or "inlined" in g.maps_to]
-    save(p.graph, out)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", NirReadWarning)
+        save(p.graph, out)
+    for w in caught:
+        _progress(f"warning: {_one_line(str(w.message))}")
     _progress_policy(p.policy, origin)
     if rewritten:
         _progress(f"rewritten for {target}: {', '.join(rewritten)}")
@@ -468,7 +516,7 @@ def simulate(file: str, input_path: str, record: tuple[str, ...], preset: str | 
     OUT.npz holds `outputs/<output node>` and `states/<node>/<v|I|spikes|y>` arrays shaped
     (time, batch, ...) and `policy`, the policy used as JSON. Read it with
     numpy.load(OUT, allow_pickle=False)."""
-    _check_out_dir(out)
+    _check_output(out, file, input_path)
     graph = _load_graph(file)
     x = _input_for(graph, _load_array(input_path), input_path)
     policy, origin = _policy(graph, preset, dt)
@@ -478,7 +526,7 @@ def simulate(file: str, input_path: str, record: tuple[str, ...], preset: str | 
     for node, state in result.states.items():
         arrays.update({f"states/{node}/{var}": np.asarray(v) for var, v in state.items()})
     arrays["policy"] = np.array(json.dumps(policy.model_dump(mode="json")))
-    _atomic_write(out, lambda fh: np.savez(fh, **arrays))
+    _atomic_write(out, lambda fh: np.savez(fh, **arrays), (file, input_path))
     rows = [("array", "shape", "dtype", "spikes")]
     for key, arr in arrays.items():
         if key == "policy":
@@ -540,7 +588,7 @@ def plot(file: str, input_path: str, record: tuple[str, ...], preset: str | None
     from . import plot as plotting
     from .backends.registry import get_backend
 
-    _check_out_dir(out)
+    _check_output(out, file, input_path)
     graph = _load_graph(file)
     x = _input_for(graph, _load_array(input_path), input_path)
     if batch >= x.shape[1]:

@@ -53,6 +53,15 @@ class ResourceLimitError(NirbridgeError):
     """A file declares more data or deeper nesting than the configured limits allow."""
 
 
+class FileAccessError(NirbridgeError):
+    """A file cannot be read or written as asked: no space left, no permission, locked by
+    another program, or an output path nirbridge refuses to write (a directory, a FIFO or
+    device, one of the command's own inputs). `.file` is the path the user gave; `.errno` the
+    operating system's error number where there is one."""
+
+    errno: int | None = None
+
+
 class UnsupportedVersionError(NirbridgeError):
     """A file was written by a NIR format version this library does not know."""
 

@@ -9,26 +9,32 @@ Then it decodes the version and every node through an explicit table of NIR node
 builds a validated `Graph`. It never invents nodes; it fills in only what NIR itself defines
 as defaults for older files (`v_reset` = 0, `w_in` = 1, Flatten's `start_dim`/`end_dim`).
 
-`save` validates the graph, writes a temporary file next to the target (uncompressed unless
-asked), fsyncs it and renames it into place: a failed save leaves an existing file untouched.
-What it writes, `nir.read` reads: a Conv `input_shape` the graph leaves out (nirbridge infers
-it from the edges) is written as inferred, since nir cannot read a Conv without it.
+`save` validates the graph and refuses what `load` would refuse (nesting, sizes), builds the
+file in memory (uncompressed unless asked), checks it with `load`'s scan, and writes it through
+`nirbridge.atomic` (a temporary file beside the target, fsynced and renamed into place): a
+failed save leaves an existing file untouched and no temporary file. What it writes, `nir.read`
+reads: a Conv `input_shape` the graph leaves out (nirbridge infers it from the edges) is written
+as inferred, since nir cannot read a Conv without it; where nir's type check would refuse the
+file, `save` warns (`NirReadWarning`).
 """
 
 from __future__ import annotations
 
+import io
 import math
 import os
 import re
 import stat
+import warnings
 from collections.abc import Iterator
 from typing import Any
 
 import h5py
 import numpy as np
 
-from .atomic import replacing
+from .atomic import os_error, writable_target, write_bytes
 from .errors import (
+    FileAccessError,
     GraphValidationError,
     NirbridgeError,
     NirFormatError,
@@ -104,7 +110,7 @@ def load(
     try:
         f = h5py.File(name, "r")
     except OSError as exc:
-        raise NirFormatError(f"not an HDF5 file or damaged ({_reason(exc)})", file=name) from None
+        raise _open_error(exc, name) from None
     try:
         with f:
             tree = _Scan(name, max_array_bytes, max_total_bytes, 2 * max_depth + 8).run(f)
@@ -112,7 +118,7 @@ def load(
     except NirbridgeError:
         raise
     except (OSError, KeyError, ValueError, TypeError, RuntimeError, IndexError) as exc:
-        raise NirFormatError(f"unreadable ({type(exc).__name__}: {_reason(exc)})", file=name) from None
+        raise NirFormatError(f"damaged ({_hdf5_reason(exc)})", file=name) from None
     try:
         return Graph(**fields)
     except GraphValidationError as exc:
@@ -121,6 +127,28 @@ def load(
 
 def _reason(exc: BaseException) -> str:
     return str(exc).strip() or type(exc).__name__
+
+
+def _open_error(exc: OSError, name: str) -> NirbridgeError:
+    """Why HDF5 could not open a file, in words: permission, a lock, or damage."""
+    text = str(exc)
+    if isinstance(exc, PermissionError):
+        return os_error(exc, name)
+    if "unable to lock file" in text:
+        error = FileAccessError(f"locked: {name} (another program has it open for writing; HDF5 file locking)")
+        error.file, error.errno = name, exc.errno
+        return error
+    if truncated := re.search(r"truncated file: eof = (\d+).*stored_eof = (\d+)", text):
+        return NirFormatError(f"not an HDF5 file or damaged (truncated: {truncated[1]} of {truncated[2]} bytes)", file=name)
+    return NirFormatError(f"not an HDF5 file or damaged ({_hdf5_reason(exc)})", file=name)
+
+
+def _hdf5_reason(exc: BaseException) -> str:
+    """HDF5's innermost message without h5py's wrapper or internal addresses:
+    "Unable to open object (addr overflow, addr = 1671, ...)" -> "addr overflow"."""
+    text = _reason(exc).strip("'\"")
+    inner = text[text.rfind("(") + 1 :].split(")")[0] if "(" in text else text
+    return inner.split(",")[0].strip() or type(exc).__name__
 
 
 def _where(h5path: str) -> str:
@@ -410,23 +438,117 @@ def _text(value: Any) -> str:
 # ----------------------------------------------------------------------------- save
 
 
-def save(graph: Graph, path: str | os.PathLike, *, compression: str | int | None = None) -> None:
+class NirReadWarning(UserWarning):
+    """`save` wrote a file that `nirbridge.load` reads exactly but that `nir.read` reads only
+    with `type_check=False`: nir 1.0.8's type check refuses 0-d (one value for all neurons)
+    parameters, grouped convolutions and edges that name a node inside a nested graph."""
+
+
+def save(
+    graph: Graph,
+    path: str | os.PathLike,
+    *,
+    compression: str | int | None = None,
+    max_array_bytes: int = DEFAULT_MAX_ARRAY_BYTES,
+    max_total_bytes: int = DEFAULT_MAX_TOTAL_BYTES,
+    max_depth: int = DEFAULT_MAX_DEPTH,
+) -> None:
     """Write `graph` to `path` atomically, in the format `nir.read` reads.
 
     `compression`: None (default, fastest), "gzip", a gzip level 0-9, or "lzf".
-    The graph is validated first (`GraphValidationError`, nothing written); the file is written
-    beside the target, fsynced and renamed over it, so an existing file survives any failure.
+    The graph is validated first (`GraphValidationError`); a graph that `load` with the same
+    limits would refuse (nesting past `max_depth`, arrays past the byte limits) raises
+    `ResourceLimitError`; both write nothing. The file is built in memory, then written beside
+    the target, fsynced and renamed over it (`nirbridge.atomic`): an existing file survives any
+    failure, and a failed write (no space left, no permission) raises one `FileAccessError`
+    naming `path`. Where `nir.read` needs `type_check=False` to read the file back, a
+    `NirReadWarning` says which nodes and why.
     """
     if not isinstance(graph, Graph):
         raise TypeError(f"save() takes a nirbridge.Graph, got {type(graph).__name__}")
-    target = os.path.abspath(os.fspath(path))
+    name = os.fspath(path)
     options = _compression(compression)
+    writable_target(name)  # refuse a directory, FIFO, device, dangling link before any work
     problems = list(graph.problems()) + list(_metadata_problems(graph))
     if problems:
-        raise GraphValidationError(problems=problems, file=target)
-    with replacing(target) as tmp, h5py.File(tmp, "w") as f:
+        raise GraphValidationError(problems=problems, file=name)
+    if deep := list(_depth_problems(graph, max_depth)):
+        raise ResourceLimitError(problems=deep, file=name)
+    image = _image(graph, options, _Scan(name, max_array_bytes, max_total_bytes, _max_levels(max_depth)))
+    if refusals := list(_nir_read_refusals(graph)):
+        text = "; ".join(map(str, refusals))
+        warnings.warn(f"{name}: nir.read reads this file only with type_check=False ({text}); nirbridge.load reads it exactly",
+                      NirReadWarning, stacklevel=2)
+    write_bytes(name, image)
+
+
+def _image(graph: Graph, options: dict[str, Any], scan: _Scan) -> memoryview:
+    """The bytes of the NIR file of `graph`, built in memory and checked with `load`'s scan.
+
+    HDF5 never writes to the disk itself: when a write fails inside HDF5 (a full disk), h5py
+    3.16 / HDF5 2.0 leave a dataset open on a file they have torn down, and the process dies
+    with SIGSEGV at the latest when it exits (compressed datasets: their chunks are written
+    when the dataset closes). Writing the finished bytes with checked `os.write` calls leaves
+    only plain OS errors to handle."""
+    buffer = io.BytesIO()
+    with h5py.File(buffer, "w") as f:
         f.create_dataset("version", data=WRITE_VERSION, dtype=_STR)
         _write_graph(f.create_group("node", track_order=True), graph, options)
+        f.flush()
+        scan.run(f)
+    return buffer.getbuffer()
+
+
+def _max_levels(max_depth: int) -> int:
+    """HDF5 group levels a file of graphs nested `max_depth` deep may use (with metadata)."""
+    return 2 * max_depth + 8
+
+
+def _depth_problems(graph: Graph, max_depth: int, prefix: str = "", level: int = 0) -> Iterator[Problem]:
+    """Nesting that `load` refuses at `max_depth`: graphs within graphs, dicts within metadata."""
+    if level > max_depth:
+        yield Problem(prefix.rstrip("."), f"graphs nested deeper than {max_depth} levels (max_depth); load would refuse the file")
+        return
+    yield from _metadata_depth(graph.metadata, f"{prefix}metadata", max_depth)
+    for name, node in graph.nodes.items():
+        if isinstance(node, Graph):
+            yield from _depth_problems(node, max_depth, f"{prefix}nodes.{name}.", level + 1)
+        else:
+            yield from _metadata_depth(node.metadata, f"{prefix}nodes.{name}.metadata", max_depth)
+
+
+def _metadata_depth(values: dict[str, Any], where: str, max_depth: int, level: int = 0) -> Iterator[Problem]:
+    if level > max_depth:
+        yield Problem(where, f"metadata nested deeper than {max_depth} levels (max_depth); load would refuse the file")
+        return
+    for key, value in values.items():
+        if isinstance(value, dict):
+            yield from _metadata_depth(value, f"{where}.{key}", max_depth, level + 1)
+
+
+#: the parameter whose shape nir 1.0.8 takes as a node's input type
+_NIR_TYPE_FIELD = {
+    "I": "r", "IF": "r", "LI": "r", "LIF": "r", "CubaLI": "v_leak", "CubaLIF": "v_threshold",
+    "Scale": "scale", "Threshold": "threshold", "Delay": "delay",
+}
+
+
+def _nir_read_refusals(graph: Graph, prefix: str = "") -> Iterator[Problem]:
+    """What nir 1.0.8's type check (`nir.read`'s default) refuses in a valid graph."""
+    shapes = graph.shapes()
+    for name, node in graph.nodes.items():
+        where = f"{prefix}nodes.{name}"
+        if isinstance(node, Graph):
+            yield from _nir_read_refusals(node, f"{where}.")
+        elif node.type in _NIR_TYPE_FIELD:
+            if getattr(node, _NIR_TYPE_FIELD[node.type]).ndim == 0 and shapes[name][0] != ():
+                yield Problem(where, "0-d parameters (one value for all neurons)")
+        elif isinstance(node, (Conv1d, Conv2d)) and int(node.groups) > 1:
+            yield Problem(where, f"grouped convolution (groups={int(node.groups)})")
+    for i, edge in enumerate(graph.edges):
+        inside = [end for end in edge if end not in graph.nodes]
+        if inside:
+            yield Problem(f"{prefix}edges[{i}]", f"{inside[0]!r} names a node inside a nested graph")
 
 
 def _compression(compression: str | int | None) -> dict[str, Any]:
