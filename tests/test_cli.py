@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import stat
 import subprocess
 import sys
 import types
@@ -359,6 +360,124 @@ def test_convert_into_a_missing_directory(files):
     assert "does not exist" in one_error_line(result.stderr)
 
 
+# ----------------------------------------------------------------------------- -o never destroys what it was not asked to write
+
+
+def _snapshot(directory: Path) -> dict[str, tuple]:
+    """Every entry: its kind, inode, and the bytes of regular files."""
+    out = {}
+    for p in sorted(directory.iterdir()):
+        st = os.lstat(p)
+        out[p.name] = (stat.S_IFMT(st.st_mode), st.st_ino, p.read_bytes() if stat.S_ISREG(st.st_mode) else None)
+    return out
+
+
+OUTPUT_COMMANDS = {
+    "convert": lambda out: ["convert", "net.nir", "--to", "nir", "-o", out],
+    "simulate": lambda out: ["simulate", "net.nir", "--input", "x.npy", "-o", out],
+    "plot": lambda out: ["plot", "net.nir", "--input", "x.npy", "-o", out],
+}
+
+
+def _make_outputs(d: Path) -> None:
+    os.link(d / "net.nir", d / "hard.nir")
+    (d / "link.nir").symlink_to("net.nir")
+    (d / "xlink.npy").symlink_to(d / "x.npy")
+    (d / "outdir").mkdir()
+    os.mkfifo(d / "pipe.out")
+    (d / "dangling.out").symlink_to("nowhere")
+
+
+@pytest.mark.parametrize(
+    "out, message",
+    [
+        ("net.nir", "net.nir: is an input of this command; write the output to another file"),
+        ("./net.nir", "./net.nir: is an input of this command (net.nir); write the output to another file"),
+        ("hard.nir", "hard.nir: is an input of this command (net.nir); write the output to another file"),
+        ("link.nir", "link.nir: is an input of this command (net.nir); write the output to another file"),
+        ("outdir", "outdir: is a directory; give a file name"),
+        ("pipe.out", "pipe.out: is a FIFO, not a regular file; nirbridge replaces only regular files"),
+        ("new.out/", "new.out/: names a directory (ends in '/'); give a file name"),
+        ("dangling.out", "dangling.out: is a symbolic link to 'nowhere', which does not exist; not writing through it"),
+    ],
+)
+@pytest.mark.parametrize("command", OUTPUT_COMMANDS)
+def test_output_refused_before_anything_runs(files, monkeypatch, command, out, message):
+    """Exit code 2, one line, and the directory exactly as it was (inputs, FIFO, links)."""
+    if command == "plot":
+        pytest.importorskip("matplotlib")
+    _make_outputs(files.dir)
+    before = _snapshot(files.dir)
+    monkeypatch.chdir(files.dir)
+    result = CliRunner().invoke(cli, OUTPUT_COMMANDS[command](out))
+    assert result.exit_code == 2, result.output
+    assert one_error_line(result.stderr) == f"nirbridge: error: {message}"
+    assert _snapshot(files.dir) == before
+
+
+@pytest.mark.parametrize("command, out", [("simulate", "x.npy"), ("simulate", "xlink.npy"), ("plot", "x.npy")])
+def test_the_input_array_is_an_input_too(files, command, out):
+    if command == "plot":
+        pytest.importorskip("matplotlib")
+    _make_outputs(files.dir)
+    before = _snapshot(files.dir)
+    proc = _nirbridge(*OUTPUT_COMMANDS[command](out), cwd=files.dir)
+    assert proc.returncode == 2
+    assert one_error_line(proc.stderr).startswith(f"nirbridge: error: {out}: is an input of this command")
+    assert _snapshot(files.dir) == before
+
+
+def test_a_symlinked_output_is_written_through(files):
+    (files.dir / "latest.nir").symlink_to("run1.nir")
+    (files.dir / "run1.nir").write_bytes(b"old")
+    result = run("convert", files.net, "--to", "nir", "-o", files.dir / "latest.nir")
+    assert result.exit_code == 0, result.stderr
+    assert os.readlink(files.dir / "latest.nir") == "run1.nir"
+    assert load(files.dir / "run1.nir").nodes.keys() == _net().nodes.keys()
+
+
+def test_a_254_byte_output_name(files):
+    out = files.dir / ("ü" * 125 + ".nir")
+    result = run("convert", files.net, "--to", "nir", "-o", out)
+    assert result.exit_code == 0, result.stderr
+    assert load(out).nodes.keys() == _net().nodes.keys()
+
+
+@pytest.mark.parametrize("command", ["convert", "simulate"])
+def test_a_failing_write_is_one_line_and_keeps_the_old_output(files, command):
+    """The kernel refuses the write (RLIMIT_FSIZE in the child: EFBIG, as a full disk gives
+    ENOSPC): exit code 2, one line naming the output, the old file intact, no temporary file."""
+    import resource
+
+    out = "out.nir" if command == "convert" else "out.npz"
+    (files.dir / out).write_bytes(b"old output")
+    proc = subprocess.run(
+        [sys.executable, "-m", "nirbridge.cli", *OUTPUT_COMMANDS[command](out)], capture_output=True, text=True, cwd=files.dir,
+        timeout=120, preexec_fn=lambda: resource.setrlimit(resource.RLIMIT_FSIZE, (1000, 1000)),
+    )
+    assert proc.returncode == 2, proc.stderr
+    assert one_error_line(proc.stderr, progress=True) == f"nirbridge: error: file too large: {out}"
+    assert (files.dir / out).read_bytes() == b"old output"
+    assert sorted(p.name for p in files.dir.iterdir()) == sorted(["net.nir", "x.npy", out])
+
+
+def test_convert_says_in_one_line_when_nir_read_needs_its_type_check_off(files):
+    scalar = Graph.from_dict({
+        "nodes": {"in": {"type": "Input", "shape": np.array([3])},
+                  "lif": {"type": "LIF", **{k: np.array(v) for k, v in {"tau": 1e-3, "r": 10.0, "v_leak": 0.0, "v_threshold": 1.0,
+                                                                         "v_reset": 0.0}.items()}},
+                  "out": {"type": "Output", "shape": np.array([3])}},
+        "edges": [("in", "lif"), ("lif", "out")],
+    })
+    save(scalar, files.net)
+    out = files.dir / "out.nir"
+    result = run("convert", files.net, "--to", "nir", "-o", out)
+    assert result.exit_code == 0, result.stderr
+    warning = [line for line in result.stderr.splitlines() if line.startswith("warning:")]
+    assert warning == [f"warning: {out}: nir.read reads this file only with type_check=False (nodes.lif: 0-d parameters "
+                       "(one value for all neurons)); nirbridge.load reads it exactly"]
+
+
 # ----------------------------------------------------------------------------- simulate
 
 
@@ -404,7 +523,7 @@ def test_simulate_unknown_record_node_writes_nothing(files):
     result = run("simulate", files.net, "--input", files.x, "--record", "lif2", "-o", out)
     assert result.exit_code == 2
     assert "record.lif2: no such node (nodes: fc, in, lif, out)" in one_error_line(result.stderr, progress=True)
-    assert not out.exists() and not list(files.dir.glob(".*.tmp"))
+    assert not out.exists() and sorted(p.name for p in files.dir.iterdir()) == ["net.nir", "x.npy"]
 
 
 def test_simulate_rejects_non_finite_input(files):

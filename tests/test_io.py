@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import warnings
 from pathlib import Path
 
 import h5py
@@ -14,8 +15,8 @@ import pytest
 import strategies
 from hypothesis import HealthCheck, given, settings
 
-from nirbridge import GraphValidationError, NirbridgeError
-from nirbridge.io import WRITE_VERSION, load, save
+from nirbridge import FileAccessError, GraphValidationError, NirbridgeError, ResourceLimitError
+from nirbridge.io import WRITE_VERSION, NirReadWarning, load, save
 from nirbridge.ir import LIF, Conv1d, Conv2d, Flatten, Graph, Input, Linear, Output
 
 PROPERTY = settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
@@ -59,13 +60,25 @@ def like(loaded: Graph, original: Graph) -> Graph:
 @given(g=strategies.graphs())
 def test_save_then_load_and_nir_read_give_the_same_graph(g, tmp_path_factory):
     """Bit-exact arrays and dtypes, same nodes (in the same order), edges (in order), metadata;
-    and nir.read sees the same graph in what save wrote."""
+    nir.read sees the same graph in what save wrote; and save warns exactly when nir.read with
+    its type check on (its default) refuses the file."""
     path = tmp_path_factory.mktemp("rt") / "g.nir"
-    save(g, path)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        save(g, path)
+    warned = [str(w.message) for w in caught if issubclass(w.category, NirReadWarning)]
     back = load(path)
     assert like(back, g) == g
     assert list(back.nodes) == list(g.nodes)
     assert like(Graph.from_nir(nir.read(path, type_check=False)), g) == g
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            nir.read(path)
+        refused = None
+    except Exception as exc:  # noqa: BLE001 - whatever nir raises
+        refused = exc
+    assert bool(warned) == (refused is not None), (warned, refused)
 
 
 def test_save_fills_in_missing_conv_input_shapes(tmp_path):
@@ -335,14 +348,16 @@ def test_failure_in_the_middle_of_writing_leaves_the_old_file(existing, monkeypa
 
 
 def test_failed_rename_leaves_the_old_file(existing, monkeypatch):
+    """The error names the user's path, not the temporary file's."""
     path, before = existing
 
     def refuse(src, dst):
-        raise PermissionError(13, "Permission denied", dst)
+        raise PermissionError(13, "Permission denied", src)
 
     monkeypatch.setattr(os, "replace", refuse)
-    with pytest.raises(PermissionError):
+    with pytest.raises(FileAccessError) as info:
         save(small_graph(tau=0.5), path)
+    assert str(info.value) == f"permission denied: {path}"
     assert path.read_bytes() == before
     assert leftovers(path.parent, {path.name}) == set()
 
@@ -407,3 +422,118 @@ def test_saved_file_gets_the_umask_permissions_and_keeps_an_existing_files(tmp_p
     save(graph, path)
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
     assert [p.name for p in tmp_path.iterdir()] == ["net.nir"]
+
+
+# ----------------------------------------------------------------------------- what save writes, load and nir.read read
+
+
+def nested(depth: int, metadata_depth: int = 0) -> Graph:
+    """Input -> sub -> Output, `depth` levels deep; the innermost graph is Input -> LIF -> Output,
+    its LIF carrying metadata dicts nested `metadata_depth` deep."""
+    f = lambda v: np.full(2, v, np.float32)  # noqa: E731
+    meta: dict = {"leaf": 1}
+    for _ in range(metadata_depth):
+        meta = {"d": meta}
+    lif = LIF(tau=f(0.01), r=f(1), v_leak=f(0), v_threshold=f(1), v_reset=f(0), metadata=meta)
+    g = {"type": "NIRGraph", "nodes": {"in": Input(shape=np.array([2])), "lif": lif, "out": Output(shape=np.array([2]))},
+         "edges": [("in", "lif"), ("lif", "out")]}
+    for _ in range(depth):
+        g = {"type": "NIRGraph", "nodes": {"in": Input(shape=np.array([2])), "sub": g, "out": Output(shape=np.array([2]))},
+             "edges": [("in", "sub"), ("sub", "out")]}
+    return Graph.from_dict(g)
+
+
+def test_save_refuses_nesting_that_load_refuses(tmp_path):
+    """load's default max_depth is 16: a graph nested 17 deep used to be saved and then not load."""
+    path = tmp_path / "deep.nir"
+    save(nested(16), path)
+    assert load(path) == nested(16)
+    deeper = tmp_path / "deeper.nir"
+    with pytest.raises(ResourceLimitError) as info:
+        save(nested(17), deeper)
+    where = ".".join(["nodes.sub"] * 17)
+    assert str(info.value) == f"{deeper}: {where}: graphs nested deeper than 16 levels (max_depth); load would refuse the file"
+    assert not deeper.exists()
+    save(nested(17), deeper, max_depth=17)  # the same limit on both sides
+    assert load(deeper, max_depth=17) == nested(17)
+
+
+def test_save_refuses_metadata_nested_deeper_than_load_reads(tmp_path):
+    path = tmp_path / "meta.nir"
+    save(nested(0, metadata_depth=16), path)
+    assert load(path) == nested(0, metadata_depth=16)
+    with pytest.raises(ResourceLimitError) as info:
+        save(nested(0, metadata_depth=17), path)
+    assert f"nodes.lif.metadata{'.d' * 17}: metadata nested deeper than 16 levels (max_depth)" in str(info.value)
+    assert load(path) == nested(0, metadata_depth=16)  # the old file
+
+
+def test_save_refuses_what_loads_scan_would_refuse(tmp_path):
+    """Graphs 16 deep whose innermost node has metadata 16 deep: each within max_depth, but
+    more HDF5 group levels than load's scan allows; and arrays over the byte limits."""
+    path = tmp_path / "g.nir"
+    with pytest.raises(ResourceLimitError, match="groups nested deeper than 40 levels \\(see max_depth\\)"):
+        save(nested(16, metadata_depth=16), path)
+    with pytest.raises(ResourceLimitError, match=r"edges: declares 48 B \(shape \(3, 2\), object\), over the 47 B per-array limit"):
+        save(small_graph(), path, max_array_bytes=47)
+    with pytest.raises(ResourceLimitError, match="file declares more than 50 B of data"):
+        save(small_graph(), path, max_total_bytes=50)
+    assert leftovers(tmp_path, set()) == set()
+
+
+def _conv2d(weight, groups=1, **kw):
+    return Conv2d(weight=weight, bias=np.zeros(weight.shape[0], np.float32), stride=np.array(kw.get("stride", 1)),
+                  padding=np.array(kw.get("padding", 0)), dilation=np.array(1), groups=np.array(groups))
+
+
+def _through(node, shape_in, shape_out) -> Graph:
+    return Graph(nodes={"in": Input(shape=np.array(shape_in)), "x": node, "out": Output(shape=np.array(shape_out))},
+                 edges=[("in", "x"), ("x", "out")])
+
+
+def _dotted() -> Graph:
+    inner = {"type": "NIRGraph", "nodes": {"in": Input(shape=np.array([2])), "lif": nested(0).nodes["lif"], "out": Output(shape=np.array([2]))},
+             "edges": [("in", "lif"), ("lif", "out")]}
+    return Graph.from_dict({"nodes": {"in": Input(shape=np.array([2])), "sub": inner, "out": Output(shape=np.array([2]))},
+                            "edges": [("in", "sub"), ("sub.lif", "out")]})
+
+
+@pytest.mark.parametrize(
+    "graph, reason",
+    [
+        (_through(LIF(tau=np.array(0.01), r=np.array(1.0), v_leak=np.array(0.0), v_threshold=np.array(1.0), v_reset=np.array(0.0)), [3], [3]),
+         "nodes.x: 0-d parameters (one value for all neurons)"),
+        (_through(_conv2d(np.ones((4, 1, 3, 3), np.float32), groups=2, padding=1), [2, 5, 5], [4, 5, 5]),
+         "nodes.x: grouped convolution (groups=2)"),
+        (_through(_conv2d(np.ones((2, 1, 1, 3), np.float32)), [1, 4, 6], [2, 4, 4]),
+         "nodes.x: non-square kernel (1, 3): nir computes the output width from the kernel's height (6, not 4)"),
+        (_dotted(), "edges[1]: 'sub.lif' names a node inside a nested graph"),
+    ],
+    ids=["0-d", "grouped", "non-square", "dotted-edge"],
+)
+def test_save_warns_where_nir_read_needs_its_type_check_off(tmp_path, graph, reason):
+    """The file is written as it is (load reads it bit for bit, nir.read with type_check=False
+    too), and the warning names the node and nir's reason."""
+    path = tmp_path / "g.nir"
+    with pytest.warns(NirReadWarning) as caught:
+        save(graph, path)
+    [warning] = caught
+    assert str(warning.message) == (f"{path}: nir.read reads this file only with type_check=False ({reason}); "
+                                    "nirbridge.load reads it exactly")
+    assert like(load(path), graph) == graph
+    assert like(Graph.from_nir(nir.read(path, type_check=False)), graph) == graph
+    with pytest.raises(ValueError):
+        nir.read(path)
+
+
+def test_no_warning_where_nirs_conv2d_width_comes_out_right(tmp_path):
+    """A square kernel; a (1, 2) kernel at stride 2 over width 6 (nir's formula gives 3 too);
+    'same' padding."""
+    same = _conv2d(np.ones((2, 1, 1, 3), np.float32)).model_copy(update={"padding": "same"})
+    for graph in (_through(_conv2d(np.ones((2, 1, 3, 3), np.float32)), [1, 4, 6], [2, 2, 4]),
+                  _through(_conv2d(np.ones((2, 1, 1, 2), np.float32), stride=2), [1, 4, 6], [2, 2, 3]),
+                  _through(same, [1, 4, 6], [2, 4, 6])):
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            save(graph, tmp_path / "g.nir")
+        assert Graph.from_nir(nir.read(tmp_path / "g.nir")) == load(tmp_path / "g.nir")

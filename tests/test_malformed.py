@@ -6,7 +6,11 @@ Every file starts as a good one written by `save` and is then damaged with h5py.
 
 from __future__ import annotations
 
+import json
 import os
+import shutil
+import subprocess
+import sys
 import threading
 import time
 from contextlib import contextmanager
@@ -16,10 +20,14 @@ import h5py
 import nir
 import numpy as np
 import pytest
+from click.testing import CliRunner
+from numpy.lib import format as npy_format
 
 import nirbridge.io as nio
 from nirbridge import (
+    FileAccessError,
     GraphValidationError,
+    NirbridgeError,
     NirFormatError,
     ResourceLimitError,
     UnsafeFileError,
@@ -176,7 +184,72 @@ def test_truncated_files(tmp_path, keep):
     save(good_graph(), path)
     data = path.read_bytes()
     path.write_bytes(data[: int(len(data) * keep)])
-    expect(path, NirFormatError, [])
+    error = expect(path, NirFormatError, [])
+    assert str(error) == f"{path}: not an HDF5 file or damaged (truncated: {int(len(data) * keep)} of {len(data)} bytes)"
+
+
+#: what HDF5's own error text looks like (h5py's wrapper, internal names and addresses)
+HDF5_INTERNALS = ("Unable to synchronously", "sblock->", "addr =", "eoa =", "errno =", "0x", "Can't ")
+
+
+def test_damaged_files_are_described_without_hdf5_internals(good):
+    """8 bytes flipped at places in the superblock and the first object headers (the first
+    1000 bytes, before the global heap: a damaged global heap can hang HDF5 itself)."""
+    data, refused = good.read_bytes(), []
+    for offset in range(0, 1000, 97):
+        damaged_bytes = bytearray(data)
+        damaged_bytes[offset : offset + 8] = bytes(b ^ 0xFF for b in data[offset : offset + 8])
+        good.write_bytes(bytes(damaged_bytes))
+        try:
+            load(good)
+        except NirbridgeError as exc:
+            refused.append(str(exc))
+    assert len(refused) >= 3
+    for message in refused:
+        assert message.startswith(f"{good}: "), message
+        assert not any(text in message for text in HDF5_INTERNALS), message
+
+
+SUBPROCESS_LOAD = """
+import json, sys
+from nirbridge.io import load
+try:
+    load(sys.argv[1])
+    print(json.dumps(None))
+except Exception as exc:
+    print(json.dumps([type(exc).__name__, str(exc)]))
+"""
+
+
+def test_an_unreadable_file_says_so(good):
+    """Without read permission (root runs the child without its capabilities)."""
+    good.chmod(0)
+    prefix = []
+    if os.geteuid() == 0:
+        if shutil.which("setpriv") is None:
+            pytest.skip("running as root, and setpriv (util-linux) is not there to drop the capabilities")
+        prefix = ["setpriv", "--bounding-set=-all", "--inh-caps=-all"]
+    proc = subprocess.run([*prefix, sys.executable, "-c", SUBPROCESS_LOAD, str(good)], capture_output=True, text=True, timeout=120)
+    assert json.loads(proc.stdout) == ["FileAccessError", f"permission denied: {good}"], proc.stderr
+
+
+def test_a_file_locked_by_a_writer_says_so(good):
+    """HDF5 locks a file another program has open for writing."""
+    if os.environ.get("HDF5_USE_FILE_LOCKING", "").upper() == "FALSE":
+        pytest.skip("HDF5 file locking is switched off")
+    holder = subprocess.Popen(
+        [sys.executable, "-c", "import h5py, sys, time; f = h5py.File(sys.argv[1], 'a'); print('open', flush=True); time.sleep(60)", str(good)],
+        stdout=subprocess.PIPE, text=True,
+    )
+    try:
+        assert holder.stdout.readline().strip() == "open"
+        with pytest.raises(FileAccessError) as info:
+            load(good)
+    finally:
+        holder.kill()
+        holder.communicate()
+    assert str(info.value) == f"locked: {good} (another program has it open for writing; HDF5 file locking)"
+    assert load(good) == good_graph()  # once it is closed
 
 
 @pytest.mark.parametrize("version", ["2.0.0", "1.1.0", "0.3.0", "banana", ""])
@@ -358,7 +431,70 @@ def test_nesting_past_the_depth_limit(tmp_path):
 
 def test_very_deep_nesting_is_refused_before_reading(tmp_path, reads):
     path = tmp_path / "deeper.nir"
-    save(nested(25), path)
+    save(nested(25), path, max_depth=25)
     expect(path, ResourceLimitError, ["groups nested deeper than 40 levels (see max_depth)"])
     assert reads == []
     assert load(path, max_depth=25) == nested(25)
+
+
+# ----------------------------------------------------------------------------- hostile input arrays (.npy) on the command line
+
+
+def npy_with_header(path: Path, header: dict, data: bytes) -> Path:
+    with open(path, "wb") as fh:
+        npy_format.write_array_header_1_0(fh, header)
+        fh.write(data)
+    return path
+
+
+def truncated_npy(path: Path) -> Path:
+    np.save(path, np.ones((10, 3), np.float32))
+    path.write_bytes(path.read_bytes()[:-40])
+    return path
+
+
+def version_3_npy(path: Path) -> Path:
+    np.save(path, np.ones(3, np.float32))
+    data = bytearray(path.read_bytes())
+    data[6] = 3
+    path.write_bytes(bytes(data))
+    return path
+
+
+@pytest.mark.parametrize(
+    "make, message",
+    [
+        (lambda p: npy_with_header(p, {"descr": "<f8", "fortran_order": False, "shape": (10**12, 2, 3)}, bytes(64)),
+         "the header declares shape (1000000000000, 2, 3), float64 (48000000000000 bytes) but the file holds 64 bytes of data: "
+         "truncated or damaged"),
+        (truncated_npy, "the header declares shape (10, 3), float32 (120 bytes) but the file holds 80 bytes of data: truncated or damaged"),
+        (lambda p: npy_with_header(p, {"descr": [("a", "<f4")], "fortran_order": False, "shape": (4,)}, bytes(16)),
+         "expected a numeric array, got dtype [('a', '<f4')]"),
+        (lambda p: npy_with_header(p, {"descr": "|O", "fortran_order": False, "shape": (10**9,)}, b"x"),
+         "holds Python objects (dtype object), which are never loaded; save a numeric array"),
+        (version_3_npy, ".npy format version 3.0 holds no plain numeric array"),
+    ],
+    ids=["huge-header", "truncated", "structured", "object-header", "version-3"],
+)
+def test_hostile_input_arrays_are_refused_before_allocating(good, make, message):
+    """One line, exit code 2, nothing written, and no huge allocation: the (1e12, 2, 3) header
+    over 64 bytes used to end in a MemoryError traceback."""
+    bad = make(good.parent / "x.npy")
+    proc = subprocess.run([sys.executable, "-m", "nirbridge.cli", "simulate", good.name, "--input", bad.name, "-o", "out.npz"],
+                          capture_output=True, text=True, cwd=good.parent, timeout=120)
+    assert proc.returncode == 2
+    assert proc.stderr == f"nirbridge: error: x.npy: {message}\n"
+    assert not (good.parent / "out.npz").exists()
+
+
+def test_an_input_array_larger_than_memory_is_refused(good, monkeypatch):
+    """A sparse file can hold what its header declares without taking disk space; the size is
+    compared with the machine's memory before anything is allocated."""
+    import nirbridge.cli as cli
+
+    x = good.parent / "x.npy"
+    np.save(x, np.ones((100, 3), np.float32))
+    monkeypatch.setattr(cli, "_MEMORY", 1000)
+    result = CliRunner().invoke(cli.cli, ["simulate", str(good), "--input", str(x), "-o", str(good.parent / "out.npz")])
+    assert result.exit_code == 2
+    assert result.stderr == f"nirbridge: error: {x}: array of shape (100, 3), float32 (1200 bytes) is larger than this machine's memory\n"

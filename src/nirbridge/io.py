@@ -44,6 +44,8 @@ from .errors import (
     UnsupportedVersionError,
 )
 from .ir import NODE_TYPES, Conv1d, Conv2d, Graph, Node
+from .ir.base import pair
+from .ir.conv import conv_out
 
 DEFAULT_MAX_ARRAY_BYTES = 1 << 30  # 1 GiB per dataset
 DEFAULT_MAX_TOTAL_BYTES = 4 << 30  # 4 GiB per file
@@ -440,8 +442,11 @@ def _text(value: Any) -> str:
 
 class NirReadWarning(UserWarning):
     """`save` wrote a file that `nirbridge.load` reads exactly but that `nir.read` reads only
-    with `type_check=False`: nir 1.0.8's type check refuses 0-d (one value for all neurons)
-    parameters, grouped convolutions and edges that name a node inside a nested graph."""
+    with `type_check=False`. nir 1.0.8's type check refuses, in graphs that are valid NIR:
+    neuron, Scale, Threshold and Delay nodes with 0-d parameters (one value for all neurons);
+    grouped convolutions (groups > 1); Conv2d with a non-square kernel where nir's output
+    width (computed from the kernel's height) comes out wrong; and edges that name a node
+    inside a nested graph (`sub.lif`)."""
 
 
 def save(
@@ -526,11 +531,12 @@ def _metadata_depth(values: dict[str, Any], where: str, max_depth: int, level: i
             yield from _metadata_depth(value, f"{where}.{key}", max_depth, level + 1)
 
 
-#: the parameter whose shape nir 1.0.8 takes as a node's input type
-_NIR_TYPE_FIELD = {
-    "I": "r", "IF": "r", "LI": "r", "LIF": "r", "CubaLI": "v_leak", "CubaLIF": "v_threshold",
-    "Scale": "scale", "Threshold": "threshold", "Delay": "delay",
-}
+def _nir_conv2d_width(node: Conv2d, shape: tuple[int, ...] | None) -> int | None:
+    """The output width nir 1.0.8 gives a Conv2d: computed from the kernel's height."""
+    if shape is None or (isinstance(node.padding, str) and node.padding == "same"):
+        return None
+    padding = 0 if isinstance(node.padding, str) else pair(node.padding, 2)[1]
+    return conv_out(shape[2], node.weight.shape[2], pair(node.stride, 2)[1], padding, pair(node.dilation, 2)[1])
 
 
 def _nir_read_refusals(graph: Graph, prefix: str = "") -> Iterator[Problem]:
@@ -540,11 +546,13 @@ def _nir_read_refusals(graph: Graph, prefix: str = "") -> Iterator[Problem]:
         where = f"{prefix}nodes.{name}"
         if isinstance(node, Graph):
             yield from _nir_read_refusals(node, f"{where}.")
-        elif node.type in _NIR_TYPE_FIELD:
-            if getattr(node, _NIR_TYPE_FIELD[node.type]).ndim == 0 and shapes[name][0] != ():
-                yield Problem(where, "0-d parameters (one value for all neurons)")
+        elif node.same_shape_fields and node.input_shape() is None and shapes[name][0] != ():  # nir: input type = their shape
+            yield Problem(where, "0-d parameters (one value for all neurons)")
         elif isinstance(node, (Conv1d, Conv2d)) and int(node.groups) > 1:
             yield Problem(where, f"grouped convolution (groups={int(node.groups)})")
+        elif isinstance(node, Conv2d) and (width := _nir_conv2d_width(node, shapes[name][0])) not in (None, shapes[name][1][2]):
+            yield Problem(where, f"non-square kernel {node.weight.shape[2:]}: nir computes the output width from the kernel's height "
+                          f"({width}, not {shapes[name][1][2]})")
     for i, edge in enumerate(graph.edges):
         inside = [end for end in edge if end not in graph.nodes]
         if inside:
