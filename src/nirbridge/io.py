@@ -17,6 +17,7 @@ it from the edges) is written as inferred, since nir cannot read a Conv without 
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 import re
@@ -96,6 +97,28 @@ def load(
     `GraphValidationError`; every message names the file and the place in it.
     """
     name = os.fspath(path)
+    with open_checked(name, max_array_bytes=max_array_bytes, max_total_bytes=max_total_bytes,
+                      max_levels=2 * max_depth + 8) as tree:
+        fields = _Reader(name, max_depth).root(tree)
+    try:
+        return Graph(**fields)
+    except GraphValidationError as exc:
+        raise GraphValidationError(problems=exc.problems, file=name) from None
+
+
+@contextlib.contextmanager
+def open_checked(
+    path: str | os.PathLike,
+    *,
+    max_array_bytes: int = DEFAULT_MAX_ARRAY_BYTES,
+    max_total_bytes: int = DEFAULT_MAX_TOTAL_BYTES,
+    max_levels: int = 2 * DEFAULT_MAX_DEPTH + 8,
+) -> Iterator[_Obj]:
+    """Open an HDF5 file read-only and yield its tree of checked objects (see the module
+    docstring: links, external storage, virtual datasets, filters, declared sizes, nesting),
+    before any data is read. Used by `load` and by `nirbridge.recording.load_recording`.
+    Errors while the tree is read inside the block become `NirFormatError` naming the file."""
+    name = os.fspath(path)
     mode = os.stat(name).st_mode  # FileNotFoundError for a missing file
     if stat.S_ISDIR(mode):
         raise IsADirectoryError(f"{name}: is a directory")
@@ -107,16 +130,11 @@ def load(
         raise NirFormatError(f"not an HDF5 file or damaged ({_reason(exc)})", file=name) from None
     try:
         with f:
-            tree = _Scan(name, max_array_bytes, max_total_bytes, 2 * max_depth + 8).run(f)
-            fields = _Reader(name, max_depth).root(tree)
+            yield _Scan(name, max_array_bytes, max_total_bytes, max_levels).run(f)
     except NirbridgeError:
         raise
     except (OSError, KeyError, ValueError, TypeError, RuntimeError, IndexError) as exc:
         raise NirFormatError(f"unreadable ({type(exc).__name__}: {_reason(exc)})", file=name) from None
-    try:
-        return Graph(**fields)
-    except GraphValidationError as exc:
-        raise GraphValidationError(problems=exc.problems, file=name) from None
 
 
 def _reason(exc: BaseException) -> str:
@@ -139,13 +157,14 @@ def _size(nbytes: int) -> str:
 
 
 class _Obj:
-    """One checked HDF5 object: a group (`children`) or a dataset (`ds`, `shape`, `dtype`)."""
+    """One checked HDF5 object: a group (`children`) or a dataset (`shape`, `dtype`); `hid` is
+    its low-level h5py id."""
 
-    __slots__ = ("children", "ds", "shape", "dtype")
+    __slots__ = ("children", "hid", "shape", "dtype")
 
-    def __init__(self, children=None, ds=None, shape=None, dtype=None):
+    def __init__(self, children=None, hid=None, shape=None, dtype=None):
         self.children: dict[str, _Obj] | None = children
-        self.ds = ds
+        self.hid = hid
         self.shape: tuple[int, ...] | None = shape  # None: null dataspace (no value)
         self.dtype = dtype
 
@@ -157,8 +176,27 @@ class _Obj:
         """The dataset's data, read straight into a new array of its own dtype."""
         out = np.empty(self.shape, dtype=self.dtype)
         if out.size:
-            self.ds.read(h5py.h5s.ALL, h5py.h5s.ALL, out)
+            self.hid.read(h5py.h5s.ALL, h5py.h5s.ALL, out)
         return out
+
+    def attribute(self, name: str) -> str | int | float | None:
+        """A scalar number or string attribute, or None when absent; anything else (arrays,
+        compound or reference types) raises `NirFormatError`, before its data is read."""
+        key = name.encode()
+        if not h5py.h5a.exists(self.hid, key):
+            return None
+        attr = h5py.h5a.open(self.hid, key)
+        dtype, space = attr.dtype, attr.get_space()
+        string = h5py.check_string_dtype(dtype) is not None
+        if space.get_simple_extent_type() != h5py.h5s.SCALAR or not (string or (dtype.kind in "biuf" and not dtype.shape)):
+            raise NirFormatError(f"attribute {name!r}: must be a scalar number or string, got {dtype} of shape {space.shape}")
+        if string:
+            out = np.empty((), dtype=dtype)
+            attr.read(out)
+            return _text(out[()])
+        out = np.empty((), dtype=dtype)
+        attr.read(out)
+        return out.item()
 
 
 class _Scan:
@@ -174,8 +212,9 @@ class _Scan:
         raise cls(problems=[Problem(_where(where), msg)], file=self.name)
 
     def run(self, f: h5py.File) -> _Obj:
-        root = _Obj(children={})
-        stack = [(h5py.h5o.open(f.id, b"/"), root, "", 0)]
+        top = h5py.h5o.open(f.id, b"/")
+        root = _Obj(children={}, hid=top)
+        stack = [(top, root, "", 0)]
         while stack:
             gid, obj, path, level = stack.pop()
             for key, child in self.links(gid, path):
@@ -184,7 +223,7 @@ class _Scan:
                     if level + 1 > self.max_levels:
                         msg = f"groups nested deeper than {self.max_levels} levels (see max_depth)"
                         self.fail(ResourceLimitError, where, msg)
-                    obj.children[key] = _Obj(children={})
+                    obj.children[key] = _Obj(children={}, hid=child)
                     stack.append((child, obj.children[key], where, level + 1))
                 elif isinstance(child, h5py.h5d.DatasetID):
                     obj.children[key] = self.dataset(child, where)
@@ -256,7 +295,7 @@ class _Scan:
         if self.total > self.max_total:
             msg = f"file declares more than {_size(self.max_total)} of data (max_total_bytes)"
             self.fail(ResourceLimitError, where, msg)
-        return _Obj(ds=ds, shape=shape, dtype=dtype)
+        return _Obj(hid=ds, shape=shape, dtype=dtype)
 
 
 class _Reader:
