@@ -3,8 +3,8 @@ check that accuracy and spikes stay the same.
 
 ``python -m benchmarks.transfer`` runs it. Parts:
 
-- ``datasets``: built-in digits (static and simulated-DVS events) and tonic/torchvision datasets;
-- ``dvs``: the simulated DVS camera under saccades;
+- ``datasets``: built-in digits (static and simulated-DVS events, from ``nirbridge.datasets``) and
+  tonic/torchvision datasets;
 - ``train``: the study's network (fc -> Synaptic -> fc -> Synaptic) and its training;
 - ``evaluate``: accuracy by output spike count for any backend's ``model_fn``;
 - ``compare``: the same batches through several models, prediction agreement and differing
@@ -18,7 +18,7 @@ check that accuracy and spikes stay the same.
 """
 
 from .datasets import DATASETS, DatasetMissingError, FrameDataset, load_dataset, make_loader
-from .dvs import DVSParams, simulate_dvs, to_frames
+from nirbridge.dvs import DVSParams, simulate_dvs, to_frames
 from .evaluate import evaluate
 from .train import SeedNet, as_model_fn, build_model, load_model, save_model, train
 

@@ -11,6 +11,7 @@
 from importlib import import_module
 
 from .errors import (
+    DataError,
     GapError,
     GraphValidationError,
     NirbridgeError,
@@ -71,6 +72,7 @@ def __dir__():
 
 
 __all__ = [
+    "DataError",
     "GapError",
     "Graph",
     "GraphValidationError",

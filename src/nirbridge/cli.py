@@ -145,22 +145,9 @@ def _load_array(path: str) -> np.ndarray:
     p = Path(path)
     if not p.is_file():
         raise InputFileError("no such file" if not p.exists() else "not a file", file=path)
-    with open(p, "rb") as fh:
-        magic = fh.read(6)
-    if magic[:4] == b"PK\x03\x04":
-        raise InputFileError("is an .npz archive; expected a single array saved with numpy.save (.npy)", file=path)
-    if magic != b"\x93NUMPY":
-        raise InputFileError("not a .npy file (saved with numpy.save)", file=path)
-    try:
-        data = np.load(p, allow_pickle=False)
-    except ValueError as exc:
-        if "pickle" in str(exc):
-            msg = "holds Python objects (dtype object), which are never loaded; save a numeric array"
-        else:
-            msg = f"damaged .npy file ({exc})"
-        raise InputFileError(msg, file=path) from None
-    except (OSError, EOFError) as exc:
-        raise InputFileError(f"damaged .npy file ({exc})", file=path) from None
+    from .datasets import read_npy
+
+    data = read_npy(p)  # the header's declared size checked against the file before reading
     if data.dtype.kind not in "biuf":
         raise InputFileError(f"expected a numeric array, got dtype {data.dtype}", file=path)
     if data.dtype.kind == "f":
