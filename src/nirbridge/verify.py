@@ -189,6 +189,7 @@ class VerifyReport:
     input_rate: float | None
     policy: Policy
     seed: int
+    notes: list[str] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
@@ -224,6 +225,7 @@ class VerifyReport:
                     )
                 )
         lines.append(_table(rows))
+        lines += [f"note: {n}" for n in self.notes]
         return "\n".join(lines)
 
     def to_dict(self) -> dict[str, Any]:
@@ -235,6 +237,7 @@ class VerifyReport:
             "policy": self.policy.model_dump(mode="json"),
             "rates": self.rates,
             "silent": self.silent,
+            "notes": self.notes,
             "backends": {
                 name: {
                     "ok": r.ok,
