@@ -6,6 +6,7 @@
     report = nirbridge.check(src, to="norse")           # GapReport, converts nothing
     out = nirbridge.simulate(g, x, policy=..., record=["lif1"])
     res = nirbridge.verify(src, backends=["snntorch", "norse", "numpy"], inputs=x)
+    ev = nirbridge.evaluate(src, data, backends=["norse", "numpy"])   # dataset scale; engine="ray"
 """
 
 from importlib import import_module
@@ -49,11 +50,15 @@ _LAZY = {
     "Support": "backend",
     "Gap": "gaps",
     "GapReport": "gaps",
+    "evaluate": "evaluation",
+    "EvaluationResult": "evaluation",
+    "load_recording": "recording",
+    "save_recording": "recording",
 }
 
 
 # submodules reachable as attributes after a plain `import nirbridge`
-_SUBMODULES = frozenset({"io", "plot", "plugins", "reference", "rewrite", "testing", "topology"})
+_SUBMODULES = frozenset({"datasets", "evaluation", "io", "plot", "plugins", "recording", "reference", "rewrite", "testing", "topology"})
 
 
 def __getattr__(name: str):

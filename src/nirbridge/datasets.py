@@ -230,7 +230,7 @@ def batches(data: Any, *, batch_size: int = DEFAULT_BATCH_SIZE, T: int | None = 
         raise DataError(f"cannot evaluate on a {type(data).__name__}: give batches (x, y), a dataset of samples, "
                         f"a pair of .npy files or one of {', '.join(BUILT_IN)}")
     total = len(data) if hasattr(data, "__len__") else None
-    return Batches(data, total, f"{total if total is not None else 'an unknown number of'} batches")
+    return Batches(data, total, "batches as given")
 
 
 def _is_sample(item: Any) -> bool:
