@@ -4,8 +4,10 @@
     nirbridge inspect net.nir [--json]                  nodes, shapes, inferred dt, policy
     nirbridge check net.nir --to norse [--json]         gap report, converts nothing
     nirbridge convert net.nir --to norse -o out.nir     the NIR graph norse runs exactly
-    nirbridge simulate net.nir --input x.npy -o y.npz   run the NumPy reference
+    nirbridge simulate net.nir --input x.npy -o y.h5    run the NumPy reference
     nirbridge verify net.nir --backends numpy,norse     run several backends, compare
+    nirbridge verify net.nir --against run.h5           compare with a recording (NIR data)
+    nirbridge evaluate net.nir --data digits            every backend on a whole dataset
     nirbridge plot net.nir --input x.npy -o run.png     raster and membrane plots
 
 Exit codes: 0 success; 1 the answer is "no" (`check`: some node is not exact, `verify`:
@@ -462,12 +464,16 @@ def convert(src: str, target: str, out: str, preset: str | None, dt: float | Non
 @POLICY_OPTION
 @DT_OPTION
 @click.option("--float64", is_flag=True, help="Simulate in float64 (default float32).")
-@click.option("-o", "--output", "out", required=True, metavar="OUT.npz", help="Where to write outputs and recorded states.")
+@click.option("-o", "--output", "out", required=True, metavar="OUT.h5|OUT.npz",
+              help="Where to write the input, outputs and recorded states: NIR's data format for .h5/.hdf5, else .npz.")
 def simulate(file: str, input_path: str, record: tuple[str, ...], preset: str | None, dt: float | None,
              float64: bool, out: str) -> None:
     """Run FILE on the NumPy reference simulator and save the results.
 
-    OUT.npz holds `outputs/<output node>` and `states/<node>/<v|I|spikes|y>` arrays shaped
+    OUT.h5 (or .hdf5) is a recording in NIR's data format (nir.read_data reads it; compare
+    another run with it by `nirbridge verify FILE --against OUT.h5`): per node the observables
+    `y` (input, outputs), `v`, `I`, `spikes`, each (samples, steps, neurons) at the policy's dt.
+    Any other OUT holds (.npz) `outputs/<output node>` and `states/<node>/<v|I|spikes|y>` arrays shaped
     (time, batch, ...) and `policy`, the policy used as JSON. Read it with
     numpy.load(OUT, allow_pickle=False)."""
     _check_out_dir(out)
@@ -480,7 +486,12 @@ def simulate(file: str, input_path: str, record: tuple[str, ...], preset: str | 
     for node, state in result.states.items():
         arrays.update({f"states/{node}/{var}": np.asarray(v) for var, v in state.items()})
     arrays["policy"] = np.array(json.dumps(policy.model_dump(mode="json")))
-    _atomic_write(out, lambda fh: np.savez(fh, **arrays))
+    if Path(out).suffix.lower() in (".h5", ".hdf5"):  # NIR's data format
+        from .recording import save_recording, to_nir_data
+
+        save_recording(to_nir_data(result, dt=policy.dt, graph=graph, inputs=x), out)
+    else:
+        _atomic_write(out, lambda fh: np.savez(fh, **arrays))
     rows = [("array", "shape", "dtype", "spikes")]
     for key, arr in arrays.items():
         if key == "policy":
@@ -493,19 +504,38 @@ def simulate(file: str, input_path: str, record: tuple[str, ...], preset: str | 
 
 @cli.command()
 @click.argument("file", metavar="FILE.nir")
-@click.option("--backends", "names", required=True, metavar="A,B,...", help="Backends to run (comma-separated); each is compared with the NumPy reference, which always runs.")
-@click.option("--input", "input_path", metavar="X.npy", help="Input array; default: a generated input that makes every layer fire.")
+@click.option("--backends", "names", metavar="A,B,...", help="Backends to run (comma-separated); each is compared with the NumPy reference, which always runs.")
+@click.option("--against", "recording", metavar="RECORDING.h5", help="Compare the NumPy reference with activity recorded anywhere (NIR's data format) instead of running backends.")
+@click.option("--input", "input_path", metavar="X.npy", help="Input array; default: a generated input that makes every layer fire (with --against: the recording's input).")
 @POLICY_OPTION
 @DT_OPTION
 @JSON_OPTION
-def verify(file: str, names: str, input_path: str | None, preset: str | None, dt: float | None, as_json: bool) -> None:
+def verify(file: str, names: str | None, recording: str | None, input_path: str | None, preset: str | None,
+           dt: float | None, as_json: bool) -> None:
     """Run FILE on several backends with the same input and compare spikes and potentials
-    node by node against the NumPy reference.
+    node by node against the NumPy reference; or, with --against, compare the reference with
+    a recording (another simulator's, a chip's), stepping at the recording's dt.
 
     Exit code 0 when all agree, 1 when any differs."""
     from .plugins import get_backend
     from .verify import verify as verify_
 
+    if recording is not None:  # --against: a recording instead of backends
+        from .recording import verify_against
+
+        if names:
+            raise NirbridgeError("give --backends or --against, not both")
+        graph = _load_graph(file)
+        x = _input_for(graph, _load_array(input_path), input_path) if input_path else None
+        report = verify_against(graph, recording, policy=_explicit_policy(graph, preset, dt), inputs=x)
+        _progress(f"policy: {_describe_policy(report.policy)}")
+        if as_json:
+            _echo_json(_report_json(report))
+        else:
+            click.echo(str(report))
+        sys.exit(EXIT_OK if report.ok else EXIT_NO)
+    if not names:
+        raise NirbridgeError("--backends: name at least one backend (or give --against RECORDING)")
     selected = _split_names([names])
     if not selected:
         raise NirbridgeError("--backends: name at least one backend")
@@ -523,6 +553,68 @@ def verify(file: str, names: str, input_path: str | None, preset: str | None, dt
     else:
         click.echo(str(report))
     sys.exit(EXIT_OK if report.ok else EXIT_NO)
+
+
+@cli.command()
+@click.argument("file", metavar="FILE.nir")
+@click.option("--data", "data", required=True, metavar="NAME|X.npy",
+              help="A built-in dataset (digits, digits-dvs: its test split), or inputs shaped (time, samples, *features) with --labels.")
+@click.option("--labels", "labels", metavar="Y.npy", help="Labels (samples,) of --data X.npy.")
+@click.option("--backends", "names", metavar="A,B,...", help="Backends to convert to and evaluate (comma-separated); default: every installed backend.")
+@click.option("--readout", default="spike_count", show_default=True, type=click.Choice(["spike_count", "membrane_sum", "membrane_max"]),
+              help="Prediction: the output neuron with the most spikes, or the largest summed / peak potential of the layer driving the output.")
+@click.option("--batch-size", default=64, show_default=True, type=click.IntRange(min=1), help="Samples per batch.")
+@POLICY_OPTION
+@DT_OPTION
+@click.option("--engine", type=click.Choice(["inprocess", "ray"]), default="inprocess", show_default=True,
+              help="Run in this process, or shard batches over Ray workers (pip install 'nirbridge[ray]').")
+@click.option("--address", metavar="ADDRESS", help="Ray cluster to join: 'auto' or ray://HOST:PORT; default: start a local Ray.")
+@click.option("--workers", type=click.IntRange(min=1), help="Ray workers (default: as many as the cluster's CPUs allow).")
+@click.option("--cpus-per-worker", default=1.0, show_default=True, type=click.FloatRange(min=0), help="CPUs each Ray worker reserves.")
+@click.option("--gpus-per-worker", default=0.0, show_default=True, type=click.FloatRange(min=0), help="GPUs each Ray worker reserves.")
+@click.option("--max-retries", default=2, show_default=True, type=click.IntRange(min=0), help="Times a batch whose Ray worker died is retried elsewhere.")
+@click.option("--record", "record_dir", metavar="DIR", help="Write every model's activity on the whole dataset to DIR/<model>.h5 (NIR's data format).")
+@JSON_OPTION
+def evaluate(file: str, data: str, labels: str | None, names: str | None, readout: str, batch_size: int, preset: str | None,
+             dt: float | None, engine: str, address: str | None, workers: int | None, cpus_per_worker: float,
+             gpus_per_worker: float, max_retries: int, record_dir: str | None, as_json: bool) -> None:
+    """Convert FILE to every backend and evaluate each on a whole dataset against the NumPy
+    reference: accuracy, prediction agreement, differing output spikes, per spiking layer the
+    differing spikes and where they first differ, and time per sample. Progress on stderr.
+
+    Exit code 0 when every model agrees with the reference by verify's rules and every batch
+    ran, 1 otherwise."""
+    from .evaluation import evaluate as evaluate_
+    from .plugins import get_backend
+
+    selected = _split_names([names]) if names is not None else None
+    for name in selected or []:  # an unknown name is a usage error, not a disagreement
+        get_backend(name)
+    if data.endswith(".npy") != (labels is not None):
+        raise NirbridgeError("--data X.npy needs --labels Y.npy, and --labels goes with a .npy --data")
+    if record_dir is not None:
+        inputs = {Path(p).resolve() for p in (file, data, labels) if p and Path(p).exists()}
+        targets = {Path(record_dir, f"{m}.h5").resolve() for m in ["reference", *(selected or [])]}
+        if inputs & targets:
+            raise NirbridgeError(f"--record {record_dir}: would write over an input ({', '.join(map(str, inputs & targets))})")
+        if Path(record_dir).exists() and not Path(record_dir).is_dir():
+            raise NirbridgeError(f"--record {record_dir}: not a directory")
+    graph = _load_graph(file)
+    source = (data, labels) if labels is not None else data
+    _progress(f"evaluating {file} on {data} ({engine}) ...")
+    result = evaluate_(graph, source, backends=selected, readout=readout, batch_size=batch_size,
+                       policy=_explicit_policy(graph, preset, dt), record=record_dir is not None,
+                       engine=None if engine == "inprocess" else engine, address=address, workers=workers,
+                       cpus_per_worker=cpus_per_worker, gpus_per_worker=gpus_per_worker, max_retries=max_retries)
+    _progress(f"done in {result.seconds:.2f} s")
+    if record_dir is not None:
+        for path in result.save_recordings(record_dir):
+            _progress(f"wrote {path}")
+    if as_json:
+        _echo_json(result.to_dict())
+    else:
+        click.echo(str(result))
+    sys.exit(EXIT_OK if result.ok else EXIT_NO)
 
 
 @cli.command()
