@@ -527,7 +527,8 @@ def verify(file: str, names: str | None, recording: str | None, input_path: str 
             raise NirbridgeError("give --backends or --against, not both")
         graph = _load_graph(file)
         x = _input_for(graph, _load_array(input_path), input_path) if input_path else None
-        report = verify_against(graph, recording, policy=_explicit_policy(graph, preset, dt), inputs=x)
+        policy = _policy(graph, preset, None)[0] if preset else None
+        report = verify_against(graph, recording, policy=policy, dt=dt, inputs=x)
         _progress(f"policy: {_describe_policy(report.policy)}")
         if as_json:
             _echo_json(_report_json(report))

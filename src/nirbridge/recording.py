@@ -209,6 +209,20 @@ def events_to_grid(events, dt: float, *, where: str = "", name: str | None = Non
     return grid
 
 
+def _gridded_dt(data) -> float | None:
+    """The time step of a recording's time-gridded data (None when it holds events only)."""
+    import nir
+
+    def walk(d):
+        for node in d.nodes.values():
+            if isinstance(node, nir.NIRGraphData):
+                yield from walk(node)
+            else:
+                yield from (o.dt for o in node.observables.values() if isinstance(o, nir.TimeGriddedData))
+
+    return next(walk(data), None)
+
+
 # ----------------------------------------------------------------------------- files
 
 
@@ -383,15 +397,17 @@ class _Decoder:
 # ----------------------------------------------------------------------------- verify against
 
 
-def verify_against(src: Any, recording: Any, *, policy=None, inputs: np.ndarray | dict | None = None,
-                   source: str | None = None, sample: Any = None, label: str | None = None):
+def verify_against(src: Any, recording: Any, *, policy=None, dt: float | None = None,
+                   inputs: np.ndarray | dict | None = None, source: str | None = None, sample: Any = None,
+                   label: str | None = None):
     """Compare a recording (a path, or a `nir.NIRGraphData`) with the NumPy reference running
     `src` (anything `convert` takes) on the recording's input, node by node, under the rules of
     `verify`; returns a `VerifyReport` whose one result is the recording.
 
-    The reference steps at the recording's dt (time-gridded data) unless `policy` is given;
-    the input is the recording's Input node data unless `inputs` is given. Only the recorded
-    observables are compared; recorded nodes the graph lacks are listed in the report's notes."""
+    Semantics: `policy` (else the one `convert` chooses for `src`), stepped at the recording's
+    dt (its time-gridded data) unless `dt` is given. The input is the recording's Input node
+    data unless `inputs` is given. Only the recorded observables are compared; recorded nodes
+    the graph lacks, and a dt that differs from the recording's, are listed in `notes`."""
     import nirbridge
 
     from .policy import Policy
@@ -401,10 +417,11 @@ def verify_against(src: Any, recording: Any, *, policy=None, inputs: np.ndarray 
     name = os.fspath(recording) if isinstance(recording, (str, os.PathLike)) else "recording"
     data = load_recording(recording) if isinstance(recording, (str, os.PathLike)) else recording
     graph = nirbridge.convert(src, to="nir", policy=policy, source=source, sample=sample)
-    stored = Policy.from_metadata(graph.metadata)
-    result, recorded_inputs, dt, problems = from_nir_data(data, graph, dt=policy.dt if policy is not None else None, name=name)
-    if policy is None:
-        policy = stored if dt is None else Policy(**{**stored.model_dump(), "dt": dt})
+    policy = Policy.from_metadata(graph.metadata)
+    step = dt or _gridded_dt(data) or policy.dt
+    result, recorded_inputs, found_dt, problems = from_nir_data(data, graph, dt=step, name=name)
+    if step != policy.dt:
+        policy = Policy(**{**policy.model_dump(), "dt": step})
     if inputs is None:
         if not recorded_inputs:
             raise NirFormatError(f"holds no input (no observable of {', '.join(graph.inputs()) or 'an Input node'}); pass the input", file=name)
@@ -421,7 +438,7 @@ def verify_against(src: Any, recording: Any, *, policy=None, inputs: np.ndarray 
     res = BackendVerification(label, nodes=compare(wanted, result, graph, nodes))
     rates = {n: r for n, r in firing_rates(reference, graph).items() if n in nodes}
     x = inputs if not isinstance(inputs, dict) else next(iter(inputs.values()))
-    if dt is not None and not math.isclose(dt, policy.dt, rel_tol=1e-9):
-        problems.insert(0, Problem("", f"recorded at dt = {dt:g}, compared with the reference at dt = {policy.dt:g}"))
+    if found_dt is not None and not math.isclose(found_dt, policy.dt, rel_tol=1e-9):
+        problems.insert(0, Problem("", f"recorded at dt = {found_dt:g}, compared with the reference at dt = {policy.dt:g}"))
     silent = [n for n, r in rates.items() if r == 0]
     return VerifyReport({label: res}, rates, silent, tuple(np.shape(x)), None, policy, 0, [str(p) for p in problems])
