@@ -602,7 +602,6 @@ def evaluate(file: str, data: str, labels: str | None, names: str | None, readou
             raise NirbridgeError(f"--record {record_dir}: not a directory")
     graph = _load_graph(file)
     source = (data, labels) if labels is not None else data
-    _progress(f"evaluating {file} on {data} ({engine}) ...")
     result = evaluate_(graph, source, backends=selected, readout=readout, batch_size=batch_size,
                        policy=_explicit_policy(graph, preset, dt), record=record_dir is not None,
                        engine=None if engine == "inprocess" else engine, address=address, workers=workers,
