@@ -15,7 +15,8 @@ from nirbridge import plugins
 from nirbridge.backend import Backend, Support
 from nirbridge.datasets import batches, pad_time, read_npy
 from nirbridge.errors import DataError
-from nirbridge.evaluation import EvaluationError, evaluate
+from nirbridge.errors import EvaluationError
+from nirbridge.evaluation import evaluate
 from nirbridge.graph import Graph
 from nirbridge.hookspecs import hookimpl
 from nirbridge.numpy_backend import NumpyModel
@@ -399,3 +400,13 @@ def test_npy_arrays_read_back_exactly(tmp_path, order):
         b = read_npy(tmp_path / "a.npy", mmap=mmap)
         assert b.dtype == a.dtype
         np.testing.assert_array_equal(b, a)
+
+
+def test_the_core_imports_evaluation_and_recordings_without_torch_or_ray():
+    import subprocess
+    import sys
+
+    code = ("import sys, nirbridge, nirbridge.evaluation, nirbridge.recording, nirbridge.datasets; "
+            "nirbridge.evaluate; print(sorted(m for m in ('torch', 'ray', 'tonic', 'sklearn') if m in sys.modules))")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert done.returncode == 0 and done.stdout.strip() == "[]", done.stderr

@@ -13,6 +13,7 @@ from importlib import import_module
 
 from .errors import (
     DataError,
+    EvaluationError,
     GapError,
     GraphValidationError,
     NirbridgeError,
@@ -78,6 +79,7 @@ def __dir__():
 
 __all__ = [
     "DataError",
+    "EvaluationError",
     "GapError",
     "Graph",
     "GraphValidationError",

@@ -185,7 +185,7 @@ def read_npy(path: str | os.PathLike, *, max_bytes: int = DEFAULT_MAX_NPY_BYTES,
             raise DataError(f"declares {declared} bytes (shape {shape}, {dtype}), over the {max_bytes}-byte limit", file=name)
         if declared != size - offset:
             raise DataError(f"header declares {declared} bytes of data (shape {shape}, {dtype}), the file holds {size - offset}", file=name)
-        if mmap:
+        if mmap and declared:
             return np.memmap(name, dtype=dtype, mode="r", offset=offset, shape=shape, order="F" if fortran else "C")
         data = np.fromfile(fh, dtype=dtype, count=math.prod(shape))
     return data.reshape(shape[::-1]).transpose() if fortran else data.reshape(shape)

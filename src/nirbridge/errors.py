@@ -62,6 +62,11 @@ class DataError(NirbridgeError):
     wrong shape, labels that do not match the samples, an unknown built-in dataset."""
 
 
+class EvaluationError(NirbridgeError):
+    """An evaluation cannot run: an unknown read-out or engine, clashing model names, workers
+    that cannot start."""
+
+
 class PolicyError(NirbridgeError):
     """A Policy is inconsistent, or cannot be applied to a graph (e.g. delay not a multiple of dt)."""
 

@@ -58,7 +58,7 @@ from typing import Any
 import numpy as np
 
 from .datasets import Batches, batches, check_batch
-from .errors import NirbridgeError
+from .errors import EvaluationError, NirbridgeError
 from .graph import SPIKING_TYPES, Graph
 from .policy import Policy
 from .result import SimulationResult
@@ -67,11 +67,6 @@ REFERENCE = "reference"
 ORIGINAL = "original"
 READOUTS = ("spike_count", "membrane_sum", "membrane_max")
 ENGINES = (None, "inprocess", "ray")
-
-
-class EvaluationError(NirbridgeError):
-    """An evaluation cannot run: no usable model, an unknown read-out or engine, workers that
-    cannot start."""
 
 
 # ----------------------------------------------------------------------------- per batch

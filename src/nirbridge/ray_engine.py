@@ -29,7 +29,8 @@ import ray
 from ray.exceptions import RayActorError, RayError, WorkerCrashedError
 
 from .datasets import Batches
-from .evaluation import BatchResult, EvaluationError, Evaluator, Spec, progress_bar
+from .errors import EvaluationError
+from .evaluation import BatchResult, Evaluator, Spec, progress_bar
 
 
 class Worker:
@@ -70,7 +71,7 @@ def connect(address: str | None, workers: int | None, cpus_per_worker: float) ->
     joined here (and is to be shut down at the end)."""
     if ray.is_initialized():
         return False
-    options = {"include_dashboard": False, "logging_level": "warning", "log_to_driver": False}
+    options = {"include_dashboard": False, "logging_level": "error", "log_to_driver": False}
     if address is None:
         # a local Ray: enough CPUs for the workers asked for, even on a small machine
         wanted = int(-(-(workers or 0) * cpus_per_worker // 1))
