@@ -8,7 +8,7 @@ Needs the demo's trained models (`make demo` writes out/transfer/<dataset>/model
 process and with `engine="ray", workers=2` on a local Ray started once beforehand (its start-up
 is reported apart); every count of the two results must be equal. Overhead per batch: the same
 graph with no backend (the NumPy reference only) on batches of 1 sample, on Ray with 1 worker
-minus in-process, divided by the number of batches. Medians of `--repeat` runs, 1 torch thread
+minus in-process, divided by the number of batches. The fastest of `--repeat` runs, 1 torch thread
 per process. The table goes to `<out>/evaluate.md` (and, with `--results DIR`, there too).
 """
 
