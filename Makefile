@@ -20,6 +20,7 @@ $(VENV)/.installed: pyproject.toml $(wildcard plugins/*/pyproject.toml)
 install: $(VENV)/.installed
 
 test: install
+	$(PY) -m ruff check --quiet src plugins tests benchmarks
 	$(PY) -m pytest -q -ra
 
 demo: install

@@ -28,8 +28,8 @@ import nir
 import numpy as np
 
 import nirbridge
-from nirbridge.graph import LIF, Affine, Graph, Input, Output
 from nirbridge.io import load, save
+from nirbridge.ir import LIF, Affine, Graph, Input, Output
 
 SIZES = (784, 4096, 4096, 10)
 RESULTS = Path(__file__).resolve().parent / "results" / "io.md"

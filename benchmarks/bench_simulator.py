@@ -28,14 +28,13 @@ import sys
 import time
 from pathlib import Path
 
-
 import numpy as np
 
 import nirbridge
-from nirbridge.graph import LIF, Graph, Input, Linear, Output
-from nirbridge.policy import Policy
+from nirbridge.ir import LIF, Graph, Input, Linear, Output
 from nirbridge.reference import layers as reference_layers
 from nirbridge.reference import simulate
+from nirbridge.semantics import Policy
 
 ROOT = Path(__file__).resolve().parents[1]
 FIXTURES = ROOT.parent / "shared" / "fixtures" / "nir-paper"

@@ -27,7 +27,7 @@ def fixtures_dir() -> Path:
 @pytest.fixture
 def builtin_backends_only(monkeypatch):
     """Only the built-in numpy backend, in-process and in subprocesses (fast, deterministic)."""
-    from nirbridge import plugins
+    from nirbridge.backends import registry as plugins
 
     monkeypatch.setenv(plugins.DISABLE_ENV, "1")
     plugins.reset()

@@ -16,16 +16,14 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from nirbridge import plugins
-from nirbridge.backend import Backend, Support
+from nirbridge.backends import registry as plugins
+from nirbridge.backends.base import Backend, Handler, Support, exact
+from nirbridge.backends.numpy import NumpyModel
 from nirbridge.cli import cli
-from nirbridge.convert import with_policy
-from nirbridge.graph import Graph
-from nirbridge.hookspecs import hookimpl
 from nirbridge.io import load, save
-from nirbridge.numpy_backend import NumpyModel
-from nirbridge.policy import Policy
+from nirbridge.ir import Graph
 from nirbridge.reference import simulate
+from nirbridge.semantics import Policy, with_policy
 
 F = np.float32
 T, B = 40, 2
@@ -83,29 +81,26 @@ class LimitedBackend(Backend):
     name = "limited"
     preset = "snntorch"
     description = "test backend"
-    support = {
-        "Linear": Support("exact", maps_to="dense"),
-        "Scale": Support("exact", maps_to="gain"),
-        "LIF": Support("exact", maps_to="lif"),
-        "CubaLIF": Support("unsupported", reason="no synaptic current", suggestion="use LIF"),
+    handlers = {
+        "Linear": exact(maps_to="dense"),
+        "Scale": exact(maps_to="gain"),
+        "LIF": exact(maps_to="lif"),
+        "CubaLIF": Handler(Support("unsupported", reason="no synaptic current", suggestion="use LIF")),
     }
     unit_r = frozenset({"LIF"})
 
-    def from_nir(self, graph, *, policy):
-        return NumpyModel(graph, Policy.preset(self.preset, dt=policy.dt))
+    def build(self, plan):
+        return NumpyModel(plan.graph, Policy.preset(self.preset, dt=plan.policy.dt))
 
     def simulate(self, native, x, *, record=()):
         return simulate(native.graph, x, policy=native.policy, record=list(record))
 
 
 @pytest.fixture
-def limited(monkeypatch):
+def limited():
     """Register `limited` next to the built-in backend."""
-    plugin = types.SimpleNamespace(__name__="limited_plugin", register_backends=hookimpl(lambda: [LimitedBackend()]))
-    builtin = plugins._builtin_plugins
-    monkeypatch.setattr(plugins, "_builtin_plugins", lambda: [*builtin(), plugin])
-    plugins.reset()
-    return "limited"
+    with plugins.temporary(LimitedBackend()):
+        yield "limited"
 
 
 def run(*args: str):
@@ -162,15 +157,12 @@ def test_backends_lists_name_distribution_preset_description():
     result = run("backends")
     assert result.exit_code == 0
     header, rule, *rows = result.stdout.splitlines()
-    assert header.split() == ["name", "distribution", "preset", "can", "description"]
-    assert rows[0].split()[:4] == ["numpy", "nirbridge", "nir", "export,import,simulate"]
+    assert header.split() == ["name", "distribution", "preset", "description"]
+    assert rows[0].split()[:3] == ["numpy", "nirbridge", "nir"]
     assert "failed" not in result.stdout
     data = json.loads(run("backends", "--json").stdout)
     assert data["failed_plugins"] == []
-    assert data["backends"][0] | {"description": ""} == {
-        "name": "numpy", "distribution": "nirbridge", "preset": "nir",
-        "export": True, "import": True, "simulate": True, "description": "",
-    }
+    assert data["backends"][0] | {"description": ""} == {"name": "numpy", "distribution": "nirbridge", "preset": "nir", "description": ""}
 
 
 def test_backends_prints_and_writes_the_support_matrix(tmp_path):
@@ -208,6 +200,27 @@ def test_backends_reports_plugins_that_failed_to_load(monkeypatch):
     assert data["failed_plugins"] == [
         {"distribution": "nirbridge-broken", "entry_point": "broken", "error": "ImportError: No module named 'frobnicate'"}
     ]
+    assert run("backends", "--strict").exit_code == 1  # asked for strictness
+
+
+def test_a_plugin_that_prints_or_exits_at_import_is_a_failure_and_json_stays_clean(monkeypatch):
+    class NoisyEntryPoint:
+        name, value = "noisy", "noisy_plugin"
+        dist = types.SimpleNamespace(name="nirbridge-noisy")
+
+        def load(self):
+            print("hello from a plugin")
+            raise SystemExit(3)
+
+    monkeypatch.delenv(plugins.DISABLE_ENV)
+    monkeypatch.setattr(plugins, "_entry_points", lambda: [NoisyEntryPoint()])
+    plugins.reset()
+    with pytest.warns(plugins.PluginWarning, match="nirbridge-noisy.*SystemExit"):
+        result = run("backends", "--json")
+    assert result.exit_code == 0
+    data = json.loads(result.stdout)  # nothing the plugin printed is on stdout
+    assert [b["name"] for b in data["backends"]] == ["numpy"]
+    assert data["failed_plugins"][0]["error"] == "SystemExit: 3"
 
 
 # ----------------------------------------------------------------------------- inspect

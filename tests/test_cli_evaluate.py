@@ -9,10 +9,9 @@ import sys
 import nir
 import numpy as np
 import pytest
+from test_evaluation import BS, CLASSES, POLICY, N, T, _net  # noqa: E402
 
 from nirbridge.io import save
-
-from test_evaluation import BS, CLASSES, N, POLICY, T, _net  # noqa: E402
 
 pytestmark = pytest.mark.usefixtures("builtin_backends_only")
 CLI = [sys.executable, "-m", "nirbridge.cli"]

@@ -11,17 +11,17 @@ import pytest
 
 import nirbridge
 from nirbridge import GapError, Graph, Policy
-from nirbridge.backend import Backend, Support
-from nirbridge.convert import check, convert, plan, with_policy
+from nirbridge.backends.base import Backend, Handler, Support, exact
+from nirbridge.backends.numpy import NumpyBackend, NumpyModel
+from nirbridge.backends.registry import temporary
+from nirbridge.compare import spike_inputs
+from nirbridge.conversion import check, convert, plan
 from nirbridge.errors import PolicyError, UnknownBackendError
-from nirbridge.gaps import POLICY_NODE, Gap, GapReport, GapWarning
-from nirbridge.numpy_backend import NumpyBackend, NumpyModel
-from nirbridge.plugins import temporary
 from nirbridge.reference import simulate
+from nirbridge.report import POLICY_NODE, Gap, GapReport, GapWarning
 from nirbridge.rewrite import emits_binary, maxpool2d
+from nirbridge.semantics import with_policy
 from nirbridge.testing import build_case
-from nirbridge.verify import spike_inputs
-
 
 pytestmark = pytest.mark.usefixtures("builtin_backends_only")
 
@@ -40,18 +40,18 @@ class Restricted(NumpyBackend):
 
     name = "restricted"
     preset = "nir"
-    support = {
-        "Linear": Support("exact", "dense"),
-        "Affine": Support("exact", "dense+bias"),
-        "LIF": Support("approximate", "leaky", reason="threshold is quantised"),
-        "SumPool2d": Support("exact", "sum pool"),
-        "Scale": Support("exact", "gain"),
+    handlers = {
+        "Linear": exact("dense"),
+        "Affine": exact("dense+bias"),
+        "LIF": Handler(Support("approximate", "leaky", reason="threshold is quantised")),
+        "SumPool2d": exact("sum pool"),
+        "Scale": exact("gain"),
     }
     built = 0
 
-    def from_nir(self, graph, *, policy):
+    def build(self, plan):
         type(self).built += 1
-        return NumpyModel(graph, Policy.preset(self.preset))
+        return NumpyModel(plan.graph, Policy.preset(self.preset))
 
     def supports_policy(self, policy, graph=None):
         return Backend.supports_policy(self, policy, graph)
@@ -188,7 +188,7 @@ def test_strict_refuses_before_building_and_reports_every_problem():
     assert "conv" in str(caught.value) and "unsupported" in str(caught.value)
 
 
-def test_strict_refuses_approximations_and_non_strict_warns_and_returns_the_report():
+def test_strict_refuses_approximations_and_non_strict_warns():
     g = network(Policy.preset("nir"))
     Restricted.built = 0
     with pytest.raises(GapError) as caught:
@@ -196,9 +196,13 @@ def test_strict_refuses_approximations_and_non_strict_warns_and_returns_the_repo
     assert not caught.value.report.unsupported and [x.node for x in caught.value.report.approximate] == ["lif1", "lif2"]
     assert Restricted.built == 0
     with pytest.warns(GapWarning, match="lif1 \\(approximate: threshold is quantised\\)"):
-        model, report = convert(g, to=Restricted(), policy=Policy.preset("nir"), strict=False)
-    assert isinstance(model, NumpyModel) and isinstance(report, GapReport) and not report.ok
-    assert Restricted.built == 1
+        model = convert(g, to=Restricted(), policy=Policy.preset("nir"), strict=False)
+    assert isinstance(model, NumpyModel) and Restricted.built == 1
+    p = plan(g, Restricted(), policy=Policy.preset("nir"))  # the report and the model from one plan
+    assert isinstance(p.report, GapReport) and not p.report.ok
+    with pytest.warns(GapWarning):
+        assert isinstance(p.build(strict=False), NumpyModel)
+    assert Restricted.built == 2
 
 
 def test_non_strict_still_refuses_unsupported_nodes():
@@ -206,11 +210,36 @@ def test_non_strict_still_refuses_unsupported_nodes():
         convert(_graph_with_two_unsupported_nodes(), to=Restricted(), strict=False)
 
 
-def test_non_strict_exact_conversion_returns_the_report_without_warning():
+def test_non_strict_exact_conversion_does_not_warn():
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        model, report = convert(network(), to="numpy", strict=False)
-    assert report.ok and isinstance(model, NumpyModel)
+        model = convert(network(), to="numpy", strict=False)
+        p = plan(network(), "numpy")
+        assert p.report.ok and isinstance(p.build(strict=False), NumpyModel)
+    assert isinstance(model, NumpyModel)
+
+
+class CountingBackend(NumpyBackend):
+    """Counts how often each node is planned."""
+
+    name = "counting"
+    calls: dict[str, int] = {}
+
+    def plan_node(self, name, node, policy, graph):
+        type(self).calls[name] = type(self).calls.get(name, 0) + 1
+        return super().plan_node(name, node, policy, graph)
+
+
+def test_every_node_is_planned_once_per_conversion_with_one_report():
+    g = network()
+    CountingBackend.calls = {}
+    p = plan(g, CountingBackend())
+    model = p.build()
+    assert CountingBackend.calls == {name: 1 for name, _ in g.walk()} and len(g.nodes) == 6
+    assert set(p.nodes) == set(g.nodes) and model.graph.nodes == p.graph.nodes
+    CountingBackend.calls = {}
+    convert(build_case("nested_recurrent", Policy.preset("nir")), to=CountingBackend())
+    assert set(CountingBackend.calls.values()) == {1}
 
 
 # ----------------------------------------------------------------------------- gap reports
@@ -287,7 +316,7 @@ class PoolExporter(Backend):
     def accepts(self, obj):
         return isinstance(obj, list) and all(isinstance(layer, tuple) for layer in obj)
 
-    def to_nir(self, obj, *, policy=None, sample=None):
+    def export(self, obj, *, policy=None, sample=None):
         dt = (policy or Policy.preset("nir")).dt
         nodes = {"input": {"type": "Input", "shape": np.array([2, 4, 4])}}
         edges, gaps, prev = [], [], "input"
@@ -311,7 +340,7 @@ class PoolExporter(Backend):
         if any(g.status != "exact" for g in gaps):
             raise GapError(GapReport(gaps, source=self.name))
         nodes["output"] = {"type": "Output", "shape": np.array([2, 2, 2])}
-        return Graph.from_dict({"nodes": nodes, "edges": edges + [(prev, "output")]})
+        return Graph.from_dict({"nodes": nodes, "edges": edges + [(prev, "output")]}), []
 
 
 def test_maxpool_on_non_spike_input_is_unsupported_with_a_suggestion():
@@ -343,7 +372,8 @@ def test_gap_is_a_plain_record():
 def test_public_functions_survive_submodule_imports():
     import importlib
 
-    importlib.import_module("nirbridge.convert")
-    importlib.import_module("nirbridge.verify")
+    importlib.import_module("nirbridge.conversion")
+    importlib.import_module("nirbridge.verification")
+    importlib.import_module("nirbridge.backends.registry")
     assert nirbridge.convert is convert and nirbridge.check is check
-    assert callable(nirbridge.verify)
+    assert callable(nirbridge.verify) and callable(nirbridge.backends)

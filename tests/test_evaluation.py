@@ -4,25 +4,20 @@ safe reading of .npy files."""
 
 from __future__ import annotations
 
-import types
-
 import nir
 import numpy as np
 import pytest
 
 import nirbridge
-from nirbridge import plugins
-from nirbridge.backend import Backend, Support
+from nirbridge.backends import registry
+from nirbridge.backends.base import Backend, Handler, Support, exact
+from nirbridge.backends.numpy import NumpyModel
 from nirbridge.datasets import batches, pad_time, read_npy
-from nirbridge.errors import DataError
-from nirbridge.errors import EvaluationError
+from nirbridge.errors import DataError, EvaluationError
 from nirbridge.evaluation import evaluate
-from nirbridge.graph import Graph
-from nirbridge.hookspecs import hookimpl
-from nirbridge.numpy_backend import NumpyModel
-from nirbridge.policy import Policy
+from nirbridge.ir import Graph
 from nirbridge.reference import simulate
-from nirbridge.result import SimulationResult
+from nirbridge.semantics import Policy
 
 F = np.float32
 T, N, BS, CLASSES = 25, 40, 8, 4  # steps, samples, batch size, output neurons
@@ -233,7 +228,7 @@ def test_the_original_is_the_source_of_agreement_and_is_checked_against_the_refe
     assert ev["flipped"].output_differing == 1
 
 
-def test_an_approximate_backend_is_evaluated_and_its_differences_measured(data, monkeypatch):
+def test_an_approximate_backend_is_evaluated_and_its_differences_measured(data):
     x, y = data
 
     class Drifting(Backend):
@@ -241,20 +236,17 @@ def test_an_approximate_backend_is_evaluated_and_its_differences_measured(data, 
 
         name = "drifting"
         preset = "snntorch"
-        support = {t: Support("exact") for t in ("Linear", "LIF")}
+        handlers = {"Linear": exact(maps_to="dense"), "LIF": exact(maps_to="lif")}
 
-        def from_nir(self, graph, *, policy):
-            return NumpyModel(graph, Policy.preset("snntorch", dt=policy.dt))
+        def build(self, plan):
+            return NumpyModel(plan.graph, Policy.preset("snntorch", dt=plan.policy.dt))
 
         def simulate(self, native, x, *, record=()):
             return simulate(native.graph, x, policy=native.policy, record=list(record))
 
-    plugin = types.SimpleNamespace(__name__="drifting_plugin", register_backends=hookimpl(lambda: [Drifting()]))
-    builtin = plugins._builtin_plugins
-    monkeypatch.setattr(plugins, "_builtin_plugins", lambda: [*builtin(), plugin])
-    plugins.reset()
     graph = _net()
-    ev = evaluate(graph, as_batches(x, y), backends=["drifting", "numpy"], policy=Policy.preset("nir"))
+    with registry.temporary(Drifting()):
+        ev = evaluate(graph, as_batches(x, y), backends=["drifting", "numpy"], policy=Policy.preset("nir"))
     m = ev["drifting"]
     assert m.error is None and m.report.approximate  # reported, and still evaluated
     ref = simulate(graph, x, policy=Policy.preset("nir"), record=["lif2"]).states["lif2"]["spikes"]
@@ -263,21 +255,21 @@ def test_an_approximate_backend_is_evaluated_and_its_differences_measured(data, 
     assert not m.ok and ev["numpy"].ok and not ev.ok
 
 
-def test_unsupported_conversions_are_reported_and_the_rest_evaluated(data, monkeypatch):
+def test_unsupported_conversions_are_reported_and_the_rest_evaluated(data):
     x, y = data
 
     class NoLIF(Backend):
         name = "nolif"
-        support = {"Linear": Support("exact")}
+        handlers = {"Linear": exact(maps_to="dense"), "LIF": Handler(Support("unsupported", reason="no neurons"))}
 
-        def from_nir(self, graph, *, policy):
+        def build(self, plan):
             raise AssertionError("never built")
 
-    plugin = types.SimpleNamespace(__name__="nolif_plugin", register_backends=hookimpl(lambda: [NoLIF()]))
-    builtin = plugins._builtin_plugins
-    monkeypatch.setattr(plugins, "_builtin_plugins", lambda: [*builtin(), plugin])
-    plugins.reset()
-    ev = evaluate(_net(), as_batches(x, y), backends=["nolif", "numpy"], policy=POLICY)
+        def simulate(self, native, x, *, record=()):
+            raise AssertionError("never run")
+
+    with registry.temporary(NoLIF()):
+        ev = evaluate(_net(), as_batches(x, y), backends=["nolif", "numpy"], policy=POLICY)
     assert ev["nolif"].error.startswith("cannot convert: lif1") and ev["nolif"].samples == 0
     assert ev["numpy"].samples == N and not ev.ok
 
@@ -410,3 +402,14 @@ def test_the_core_imports_evaluation_and_recordings_without_torch_or_ray():
             "nirbridge.evaluate; print(sorted(m for m in ('torch', 'ray', 'tonic', 'sklearn') if m in sys.modules))")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert done.returncode == 0 and done.stdout.strip() == "[]", done.stderr
+
+
+def test_graphs_with_metadata_pickle_whole():
+    """Ray workers receive the graph pickled: read-only metadata must survive the round trip."""
+    import pickle
+
+    graph = _net().replace(metadata=POLICY.to_metadata() | {"tags": ["a", "b"]})
+    back = pickle.loads(pickle.dumps(graph))
+    assert back == graph and Policy.from_metadata(back.metadata) == POLICY
+    with pytest.raises(TypeError, match="read-only"):
+        back.metadata["x"] = 1

@@ -15,12 +15,12 @@ import pytest
 
 ray = pytest.importorskip("ray")
 
+from test_evaluation import BS, CLASSES, POLICY, N, T, _net, as_batches  # noqa: E402
+
 from nirbridge.evaluation import evaluate  # noqa: E402
 from nirbridge.io import save  # noqa: E402
-from nirbridge.policy import Policy  # noqa: E402
 from nirbridge.reference import simulate  # noqa: E402
-
-from test_evaluation import BS, CLASSES, N, POLICY, T, _net, as_batches  # noqa: E402
+from nirbridge.semantics import Policy  # noqa: E402
 
 pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("builtin_backends_only")]
 WORKERS = 2

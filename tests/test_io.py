@@ -11,12 +11,12 @@ import h5py
 import nir
 import numpy as np
 import pytest
+import strategies
 from hypothesis import HealthCheck, given, settings
 
-import strategies
 from nirbridge import GraphValidationError, NirbridgeError
-from nirbridge.graph import LIF, Conv1d, Conv2d, Flatten, Graph, Input, Linear, Output
 from nirbridge.io import WRITE_VERSION, load, save
+from nirbridge.ir import LIF, Conv1d, Conv2d, Flatten, Graph, Input, Linear, Output
 
 PROPERTY = settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
 
@@ -386,7 +386,7 @@ def test_file_permissions(tmp_path):
 
 
 def test_core_modules_import_without_torch():
-    code = "import sys, nirbridge, nirbridge.io, nirbridge.graph; print('torch' in sys.modules)"
+    code = "import sys, nirbridge, nirbridge.io, nirbridge.ir; print('torch' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
 

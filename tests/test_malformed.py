@@ -25,8 +25,8 @@ from nirbridge import (
     UnsafeFileError,
     UnsupportedVersionError,
 )
-from nirbridge.graph import LIF, Flatten, Graph, Input, Linear, Output
 from nirbridge.io import load, save
+from nirbridge.ir import LIF, Flatten, Graph, Input, Linear, Output
 
 STR = h5py.string_dtype()
 
@@ -94,8 +94,10 @@ CASES = [
      ["nodes.flat.start_dim: must be one integer, got float64 of shape ()"]),
     ("metadata-not-a-group", lambda f: (f.__delitem__("node/nodes/lif/metadata"), f.create_dataset("node/nodes/lif/metadata", data=1)),
      NirFormatError, ["nodes.lif.metadata: must be a group"]),
-    ("integer-parameter", lambda f: replace(f, "node/nodes/lif/tau", data=np.array([1, 2, 3])), GraphValidationError,
-     ["nodes.lif.tau: must be a float array, got dtype int64"]),
+    ("integer-parameter-beyond-2**53", lambda f: replace(f, "node/nodes/lif/tau", data=np.array([2**60, 2, 3])), GraphValidationError,
+     ["nodes.lif.tau: integers beyond 2**53 cannot become floats exactly, got dtype int64"]),
+    ("overflows-float32", lambda f: replace(f, "node/nodes/fc/weight", data=np.full((2, 3), 1e300)), GraphValidationError,
+     ["nodes.fc.weight[0, 0]: 1e+300 overflows float32, the working dtype"]),
     ("nan", lambda f: f["node/nodes/fc/weight"].__setitem__((0, 0), np.nan), GraphValidationError,
      ["nodes.fc.weight[0, 0]: must be finite, got nan"]),
     ("inf", lambda f: f["node/nodes/lif/v_threshold"].__setitem__(1, np.inf), GraphValidationError,

@@ -15,8 +15,8 @@ import numpy as np
 import pytest
 
 from nirbridge import GraphValidationError
-from nirbridge.graph import IF, Affine, Conv2d, CubaLIF, Flatten, Graph, Linear, SumPool2d
 from nirbridge.io import load, save
+from nirbridge.ir import IF, Affine, Conv2d, CubaLIF, Flatten, Graph, Linear, SumPool2d
 
 LOADABLE = [
     "01_lif/lif_norse.nir",

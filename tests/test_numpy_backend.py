@@ -6,13 +6,13 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from nirbridge import GapError, Policy
-from nirbridge.backend import Support
-from nirbridge.graph import NODE_TYPES
-from nirbridge.numpy_backend import NumpyBackend, NumpyModel
+import nirbridge
+from nirbridge import Policy
+from nirbridge.backends.base import Handler, NodePlan, Support, exact
+from nirbridge.backends.numpy import NumpyBackend, NumpyModel
+from nirbridge.ir import NODE_TYPES
 from nirbridge.result import SimulationResult
 from nirbridge.testing import ZOO, BackendConformance, build_case
-
 
 pytestmark = pytest.mark.usefixtures("builtin_backends_only")
 
@@ -33,10 +33,10 @@ def test_numpy_model_round_trip_keeps_the_policy():
     backend = NumpyBackend()
     policy = Policy.preset("snntorch")
     graph = build_case("network", policy)
-    native = backend.from_nir(graph, policy=policy)
+    native = nirbridge.convert(graph, to=backend, policy=policy)
     assert isinstance(native, NumpyModel) and backend.accepts(native)
-    back = backend.to_nir(native)
-    assert Policy.from_metadata(back.metadata) == policy
+    back, gaps = backend.export(native)
+    assert gaps == [] and Policy.from_metadata(back.metadata) == policy
     assert back.nodes.keys() == graph.nodes.keys() and back.edges == graph.edges
 
 
@@ -62,22 +62,21 @@ class _Flipped(NumpyBackend):
 
 
 class _Partial(NumpyBackend):
-    """Claims only Linear and LIF; its from_nir forgets to refuse anything else."""
+    """Claims only Linear and LIF."""
 
     name = "partial"
-    support = {"Linear": Support("exact", "dense"), "LIF": Support("exact", "lif")}
+    handlers = {"Linear": exact("dense"), "LIF": exact("lif")}
 
 
-class _PartialRefusing(_Partial):
-    name = "partial-refusing"
+def _plans_as_exact(name, node, policy, graph):
+    return NodePlan(name, node, policy, Support("exact", "conv"))
 
-    def from_nir(self, graph, *, policy):
-        from nirbridge.convert import plan
 
-        report = plan(graph, self, policy=policy).report
-        if report.unsupported:
-            raise GapError(report)
-        return super().from_nir(graph, policy=policy)
+class _Lying(_Partial):
+    """Declares Conv2d unsupported but its handler plans every Conv2d node as exact."""
+
+    name = "lying"
+    handlers = _Partial.handlers | {"Conv2d": Handler(Support("unsupported", reason="no convolutions"), plan=_plans_as_exact)}
 
 
 class _FlippedSuite(BackendConformance):
@@ -88,8 +87,12 @@ class _PartialSuite(BackendConformance):
     backend = _Partial()
 
 
-class _PartialRefusingSuite(BackendConformance):
-    backend = _PartialRefusing()
+class _LyingSuite(BackendConformance):
+    backend = _Lying()
+
+
+class _OptOutSuite(BackendConformance):
+    backend = _Partial()
     opt_out = {"recurrent_lif": "example reason", "round_trip[network]": "other reason"}
 
 
@@ -106,24 +109,24 @@ def test_suite_runs_only_claimed_cases_and_checks_the_rest_refuse():
     assert all(ZOO[c].types <= {"Linear", "LIF", "NIRGraph"} for c in runnable)
     unsupported = suite.types_with("unsupported")
     assert "Conv2d" in unsupported and "Linear" not in unsupported and "NIRGraph" not in unsupported
-    # convert refuses, but this backend's own from_nir returns a model: the suite must fail it
+    suite.test_unsupported_raises_gap_error("Conv2d")
+    # a handler whose plans contradict its declaration: the suite must fail it
     with pytest.raises(pytest.fail.Exception, match="DID NOT RAISE"):
-        suite.test_unsupported_raises_gap_error("Conv2d")
-    _PartialRefusingSuite().test_unsupported_raises_gap_error("Conv2d")
+        _LyingSuite().test_unsupported_raises_gap_error("Conv2d")
 
 
 def test_opt_outs_name_the_reason():
-    suite = _PartialRefusingSuite
+    suite = _OptOutSuite
     assert suite._opt_out_reason("test_agrees_with_reference", "recurrent_lif") == "opted out: example reason"
     assert suite._opt_out_reason("test_round_trip", "network") == "opted out: other reason"
     assert suite._opt_out_reason("test_agrees_with_reference", "network") is None
     with pytest.raises(pytest.skip.Exception, match="example reason"):
-        _PartialRefusingSuite()._skip_if_opted_out("test_round_trip", "recurrent_lif")
+        _OptOutSuite()._skip_if_opted_out("test_round_trip", "recurrent_lif")
 
 
 def test_zoo_cases_fire_under_every_preset():
+    from nirbridge.compare import firing_inputs, firing_rates, recordable
     from nirbridge.reference import simulate
-    from nirbridge.verify import firing_inputs, firing_rates, recordable
 
     for preset in ("nir", "snntorch", "norse", "sinabs", "nir-paper"):
         policy = Policy.preset(preset)

@@ -16,7 +16,7 @@ from matplotlib.image import imread  # noqa: E402
 
 from nirbridge import plot  # noqa: E402
 from nirbridge.errors import NirbridgeError  # noqa: E402
-from nirbridge.graph import Graph  # noqa: E402
+from nirbridge.ir import Graph  # noqa: E402
 from nirbridge.result import SimulationResult  # noqa: E402
 
 T, B = 30, 2

@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 
 import nirbridge
 from nirbridge.errors import NirbridgeError, PolicyError
-from nirbridge.policy import (
+from nirbridge.semantics import (
     METADATA_KEY,
     DtInference,
     NodePolicy,
@@ -499,8 +499,8 @@ def test_norse_lifcell_is_impulse_current_first():
     """Norse's own LIFCell adds the input to i as a jump and drives v with that i."""
     pytest.importorskip("torch")
     norse = pytest.importorskip("norse.torch")
-    from norse.torch.functional.lif import LIFParameters
     import torch
+    from norse.torch.functional.lif import LIFParameters
 
     tau_syn, tau_mem = np.array([5e-3, 2e-3]), np.array([1e-2, 2e-2])
     cell = norse.LIFCell(LIFParameters(tau_syn_inv=torch.tensor(1 / tau_syn, dtype=torch.float32),

@@ -13,11 +13,11 @@ import numpy as np
 import pytest
 
 from nirbridge.errors import NirFormatError, ResourceLimitError, UnsafeFileError
-from nirbridge.graph import Graph
 from nirbridge.io import load, save
-from nirbridge.policy import Policy
+from nirbridge.ir import Graph
 from nirbridge.recording import events_to_grid, from_nir_data, load_recording, save_recording, to_nir_data, verify_against
 from nirbridge.reference import simulate
+from nirbridge.semantics import Policy
 
 F = np.float32
 DT = 1e-4

@@ -8,12 +8,12 @@ import math
 
 import numpy as np
 import pytest
+import strategies
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
-import strategies
 from nirbridge.errors import NirbridgeError, PolicyError, SimulationError
-from nirbridge.graph import (
+from nirbridge.ir import (
     IF,
     LI,
     LIF,
@@ -34,8 +34,8 @@ from nirbridge.graph import (
     SumPool2d,
     Threshold,
 )
-from nirbridge.policy import NodePolicy, Policy
 from nirbridge.reference import simulate
+from nirbridge.semantics import NodePolicy, Policy
 from nirbridge.topology import flatten, schedule
 
 F32 = np.float32
@@ -444,8 +444,25 @@ def test_default_policy_comes_from_graph_metadata():
     x = col([1, 0, 0])
     v_tagged = simulate(tagged, x, record=["n0"]).states["n0"]["v"][:, 0, 0]
     np.testing.assert_array_equal(v_tagged, [1, 0.5, 0.25])  # dt 1, impulse: v = 0.5 v + x
-    v_default = simulate(plain, x, record=["n0"]).states["n0"]["v"][:, 0, 0]  # Policy(): dt 1e-4
-    np.testing.assert_allclose(v_default, [5e-5, 5e-5 * (1 - 5e-5), 5e-5 * (1 - 5e-5) ** 2], rtol=1e-6)
+    default = simulate(plain, x, record=["n0"])  # nothing stored, no dt to infer: 'nir' at dt 1e-4
+    a = np.exp(-1e-4 / 2.0)
+    np.testing.assert_allclose(default.states["n0"]["v"][:, 0, 0], [1 - a, (1 - a) * a, (1 - a) * a**2], rtol=1e-6)
+    assert default.policy == Policy.preset("nir")
+    assert any("nothing in the graph says how it was stepped" in n for n in default.notes)
+    assert simulate(tagged, x).policy == stored and simulate(tagged, x).notes == ["policy read from the graph's metadata"]
+
+
+def test_simulate_resolves_the_policy_as_convert_does(fixtures_dir):
+    """One answer per question: simulate, convert and verify pick the same semantics for a
+    graph without a stored policy (the 'nir' preset at the dt its parameters imply)."""
+    from nirbridge.conversion import resolve_source
+    from nirbridge.io import load
+
+    graph = load(fixtures_dir / "03_rnn" / "braille_noDelay_bias_zero.nir")
+    x = (np.random.default_rng(0).random((40, 2, 12)) < 0.3).astype(np.float32)
+    result = simulate(graph, x)
+    assert result.policy == resolve_source(graph).policy == Policy.preset("nir", dt=1e-4)
+    assert simulate(graph, x, policy="nir-paper").policy == Policy.preset("nir-paper")
 
 
 # ----------------------------------------------------------------------------- errors

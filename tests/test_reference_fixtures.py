@@ -7,9 +7,9 @@ import nir
 import numpy as np
 import pytest
 
-from nirbridge.graph import Graph
-from nirbridge.policy import Policy
+from nirbridge.ir import Graph
 from nirbridge.reference import simulate
+from nirbridge.semantics import Policy
 
 PAPER_SPIKES = [460, 510, 710, 760]  # lif_exact.csv, Norse, Nengo, snnTorch, SpiNNaker2
 

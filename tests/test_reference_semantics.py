@@ -14,9 +14,9 @@ import numpy as np
 import pytest
 
 from nirbridge.errors import PolicyError
-from nirbridge.graph import IF, LI, LIF, CubaLI, CubaLIF, Graph, I, Input, Output, Threshold
-from nirbridge.policy import NodePolicy, Policy
+from nirbridge.ir import IF, LI, LIF, CubaLI, CubaLIF, Graph, I, Input, Output, Threshold
 from nirbridge.reference import simulate
+from nirbridge.semantics import NodePolicy, Policy
 
 
 def _full(value, n=1):

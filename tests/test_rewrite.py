@@ -13,14 +13,14 @@ from hypothesis import strategies as st
 
 import nirbridge
 from nirbridge import GapError, Graph, Policy
-from nirbridge.backend import Support
-from nirbridge.convert import check, convert, plan
-from nirbridge.graph import AvgPool2d
-from nirbridge.numpy_backend import NumpyBackend
+from nirbridge.backends.base import exact
+from nirbridge.backends.numpy import NumpyBackend
+from nirbridge.compare import compare
+from nirbridge.conversion import check, convert, plan
+from nirbridge.ir import AvgPool2d
 from nirbridge.reference import simulate
 from nirbridge.rewrite import alternatives, avgpool_to_sumpool, emits_binary, fold_r, lower, maxpool2d
 from nirbridge.testing import build_case, neuron_params
-from nirbridge.verify import compare
 
 SETTINGS = settings(max_examples=int(os.environ.get("NIRBRIDGE_EXAMPLES", "25")), deadline=None, suppress_health_check=[HealthCheck.too_slow])
 PRESETS = st.sampled_from(["nir", "snntorch", "norse", "sinabs", "nir-paper"])
@@ -246,7 +246,7 @@ def test_emits_binary_follows_shape_only_nodes():
 
 class NoAvgPool(NumpyBackend):
     name = "no-avgpool"
-    support = {t: s for t, s in NumpyBackend.support.items() if t != "AvgPool2d"}
+    handlers = {t: h for t, h in NumpyBackend.handlers.items() if t != "AvgPool2d"}
 
 
 class UnitR(NumpyBackend):
@@ -256,12 +256,12 @@ class UnitR(NumpyBackend):
 
 class UnitRNoScale(UnitR):
     name = "unit-r-no-scale"
-    support = {t: s for t, s in NumpyBackend.support.items() if t != "Scale"}
+    handlers = {t: h for t, h in NumpyBackend.handlers.items() if t != "Scale"}
 
 
 class Flat(NumpyBackend):
     name = "flat"
-    support = {t: s for t, s in NumpyBackend.support.items() if t != "NIRGraph"}
+    handlers = {t: h for t, h in NumpyBackend.handlers.items() if t != "NIRGraph"}
 
 
 def test_backend_without_avgpool_gets_the_rewrite():
@@ -307,7 +307,7 @@ def test_lower_returns_the_graph_unchanged_when_something_is_unsupported():
 
     class Nothing(NumpyBackend):
         name = "nothing"
-        support = {"Scale": Support("exact", "gain")}
+        handlers = {"Scale": exact("gain")}
 
     lowering = lower(g, Nothing(), Policy.preset("nir"))
     assert lowering.graph is g and lowering.rewritten == {}

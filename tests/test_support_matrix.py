@@ -8,9 +8,10 @@ from pathlib import Path
 import pytest
 
 import nirbridge
-from nirbridge.backend import Support
+from nirbridge.backends.base import Handler, Support, exact
+from nirbridge.backends.numpy import NumpyBackend
 from nirbridge.errors import NirbridgeError
-from nirbridge.gaps import (
+from nirbridge.support_matrix import (
     README_END,
     README_START,
     parse_matrix_markdown,
@@ -19,7 +20,6 @@ from nirbridge.gaps import (
     support_matrix_markdown,
     write_readme,
 )
-from nirbridge.numpy_backend import NumpyBackend
 
 README = Path(__file__).resolve().parents[1] / "README.md"
 REGENERATE = "nirbridge backends --write-readme README.md"
@@ -29,12 +29,12 @@ class Partial(NumpyBackend):
     name = "partial"
     preset = "norse"
     unit_r = frozenset({"LIF"})
-    support = {
-        "Linear": Support("exact", "dense"),
-        "LIF": Support("exact", "lif"),
-        "LI": Support("approximate", "leaky", reason="no v_leak"),
-        "SumPool2d": Support("exact", "sum"),
-        "Scale": Support("exact", "gain"),
+    handlers = {
+        "Linear": exact("dense"),
+        "LIF": exact("lif"),
+        "LI": Handler(Support("approximate", "leaky", reason="no v_leak")),
+        "SumPool2d": exact("sum"),
+        "Scale": exact("gain"),
     }
 
 
@@ -50,8 +50,8 @@ def test_readme_support_matrix_is_current():
 
 def test_numpy_column_is_all_exact():
     column = support_matrix([NumpyBackend()])["numpy"]
-    assert column["policy preset"] == "`nir`" and column["export (to_nir)"] == "yes"
-    node_rows = {k: v for k, v in column.items() if k not in ("policy preset", "export (to_nir)", "import (from_nir)")}
+    assert column["policy preset"] == "`nir`" and column["export (model to NIR)"] == "yes"
+    node_rows = {k: v for k, v in column.items() if k not in ("policy preset", "export (model to NIR)", "import (NIR to model)")}
     assert len(node_rows) == 17 and set(node_rows.values()) == {"exact"}
 
 

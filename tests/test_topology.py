@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from nirbridge import GraphValidationError
-from nirbridge.graph import Graph, Input, Linear, Output, Scale
+from nirbridge.ir import Graph, Input, Linear, Output, Scale
 from nirbridge.topology import flatten, schedule
 
 

@@ -17,13 +17,13 @@ pytest.importorskip("nirbridge_snntorch")
 pytest.importorskip("nirbridge_norse")
 
 import nir  # noqa: E402
-import nirbridge  # noqa: E402
-from nirbridge.policy import Policy  # noqa: E402
-
 from benchmarks.transfer import naive, report  # noqa: E402
 from benchmarks.transfer.__main__ import main  # noqa: E402
-from benchmarks.transfer.datasets import DEFAULT_T, FrameDataset, load_dataset, make_loader  # noqa: E402
+from benchmarks.transfer.datasets import DEFAULT_T, load_dataset, make_loader  # noqa: E402
 from benchmarks.transfer.train import SeedNet  # noqa: E402
+
+import nirbridge  # noqa: E402
+from nirbridge.semantics import Policy  # noqa: E402
 
 torch.set_num_threads(1)
 

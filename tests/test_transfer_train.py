@@ -9,19 +9,19 @@ torch = pytest.importorskip("torch")
 snn = pytest.importorskip("snntorch")
 pytest.importorskip("tonic")
 
-import nirbridge  # noqa: E402
-
 from benchmarks.transfer.__main__ import main  # noqa: E402
 from benchmarks.transfer.datasets import load_dataset  # noqa: E402
 from benchmarks.transfer.train import (  # noqa: E402
     SeedNet,
+    as_model_fn,
     build_model,
     load_model,
     save_model,
     sequence_loss,
-    as_model_fn,
     train,
 )
+
+import nirbridge  # noqa: E402
 
 torch.set_num_threads(1)
 

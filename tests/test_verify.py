@@ -11,14 +11,15 @@ import pytest
 
 import nirbridge
 from nirbridge import Graph, Policy, SimulationError
-from nirbridge.backend import Support
-from nirbridge.convert import with_policy
-from nirbridge.numpy_backend import NumpyBackend
-from nirbridge.plugins import temporary
+from nirbridge.backends.base import exact
+from nirbridge.backends.numpy import NumpyBackend
+from nirbridge.backends.registry import temporary
+from nirbridge.compare import compare, firing_inputs
 from nirbridge.reference import simulate
 from nirbridge.result import SimulationResult
+from nirbridge.semantics import with_policy
 from nirbridge.testing import build_case
-from nirbridge.verify import compare, firing_inputs, verify
+from nirbridge.verification import verify
 
 NIR = Policy.preset("nir")
 
@@ -171,12 +172,12 @@ def test_a_failing_backend_is_a_result_not_a_crash():
     class Broken(NumpyBackend):
         name = "broken"
 
-        def from_nir(self, graph, *, policy):
+        def build(self, plan):
             raise RuntimeError("device not found")
 
     class Narrow(NumpyBackend):
         name = "narrow"
-        support = {"Linear": Support("exact", "dense")}
+        handlers = {"Linear": exact("dense")}
 
     with temporary(Broken(), Narrow()):
         report = verify(network(), backends=["broken", "narrow", "numpy"])

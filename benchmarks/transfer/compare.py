@@ -17,6 +17,7 @@ rates.
 
 from __future__ import annotations
 
+
 class SpikeMonitor:
     """Forward hooks counting the spikes of named modules (the first element of their output).
 

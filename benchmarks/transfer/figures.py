@@ -9,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+
 from nirbridge.result import SimulationResult
 
 #: the SeedNet layers, named as in its NIR graph

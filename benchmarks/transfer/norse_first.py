@@ -22,10 +22,11 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-import nirbridge
 import numpy as np
 import torch
 import torch.nn.functional as F
+
+import nirbridge
 
 from .compare import SpikeMonitor, first_difference, row
 from .datasets import make_loader

@@ -14,9 +14,10 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-import nirbridge
 import numpy as np
-from nirbridge.policy import Policy
+
+import nirbridge
+from nirbridge.semantics import Policy
 
 from . import naive
 from .compare import SpikeMonitor, first_difference, row

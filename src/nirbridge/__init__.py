@@ -3,6 +3,7 @@
     g = nirbridge.load("net.nir")                       # validated Graph
     nirbridge.save(g, "net.nir")                        # atomic; nir.read reads it
     model = nirbridge.convert(src, to="norse")          # native model, Graph, nir.NIRGraph or path
+    p = nirbridge.plan(src, to="norse")                 # p.report, then p.build(): planned once
     report = nirbridge.check(src, to="norse")           # GapReport, converts nothing
     out = nirbridge.simulate(g, x, policy=..., record=["lif1"])
     res = nirbridge.verify(src, backends=["snntorch", "norse", "numpy"], inputs=x)
@@ -11,6 +12,9 @@
 
 from importlib import import_module
 
+# the function `nirbridge.backends()` takes the name of the `nirbridge.backends` package here
+# (its modules stay importable as `nirbridge.backends.<module>`)
+from .backends.registry import backends, get_backend  # noqa: E402
 from .errors import (
     DataError,
     EvaluationError,
@@ -27,13 +31,8 @@ from .errors import (
     UnsafeFileError,
     UnsupportedVersionError,
 )
-from .graph import Graph
-from .policy import NodePolicy, Policy
-
-# `convert` and `verify` are also submodule names: import the functions eagerly so that a later
-# `import nirbridge.convert` cannot replace them with the modules.
-from .convert import check, convert  # noqa: E402
-from .verify import VerifyReport, verify  # noqa: E402
+from .ir import Graph
+from .semantics import NodePolicy, Policy
 
 __version__ = "0.1.0"
 
@@ -43,14 +42,21 @@ _LAZY = {
     "save": "io",
     "simulate": "reference",
     "SimulationResult": "result",
-    "backends": "plugins",
-    "get_backend": "plugins",
-    "hookimpl": "hookspecs",
-    "hookspec": "hookspecs",
-    "Backend": "backend",
-    "Support": "backend",
-    "Gap": "gaps",
-    "GapReport": "gaps",
+    "hookimpl": "backends.hookspecs",
+    "hookspec": "backends.hookspecs",
+    "Backend": "backends.base",
+    "BackendRecord": "backends.base",
+    "BuildPlan": "backends.base",
+    "Handler": "backends.base",
+    "NodePlan": "backends.base",
+    "Support": "backends.base",
+    "Gap": "report",
+    "GapReport": "report",
+    "convert": "conversion",
+    "check": "conversion",
+    "plan": "conversion",
+    "verify": "verification",
+    "VerifyReport": "verification",
     "evaluate": "evaluation",
     "EvaluationResult": "evaluation",
     "load_recording": "recording",
@@ -59,7 +65,10 @@ _LAZY = {
 
 
 # submodules reachable as attributes after a plain `import nirbridge`
-_SUBMODULES = frozenset({"datasets", "evaluation", "io", "plot", "plugins", "recording", "reference", "rewrite", "testing", "topology"})
+_SUBMODULES = frozenset({
+    "checker", "compare", "conversion", "datasets", "evaluation", "io", "ir", "plot", "recording", "reference", "report", "rewrite",
+    "semantics", "shape_inference", "support_matrix", "testing", "topology", "verification",
+})
 
 
 def __getattr__(name: str):
@@ -95,9 +104,7 @@ __all__ = [
     "UnknownBackendError",
     "UnsafeFileError",
     "UnsupportedVersionError",
-    "VerifyReport",
-    "check",
-    "convert",
-    "verify",
+    "backends",
+    "get_backend",
     *_LAZY,
 ]

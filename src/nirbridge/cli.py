@@ -21,7 +21,6 @@ from __future__ import annotations
 import json
 import sys
 import time
-import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, is_dataclass
 from pathlib import Path
@@ -32,6 +31,7 @@ import numpy as np
 
 from .atomic import replacing
 from .errors import GapError, NirbridgeError
+from .table import table
 
 EXIT_OK, EXIT_NO, EXIT_ERROR = 0, 1, 2
 
@@ -180,8 +180,8 @@ def _policy(graph, preset: str | None, dt: float | None):
     """The policy to run `graph` under and where it came from: `--policy PRESET` if given,
     else what `nirbridge.convert` would choose (the file's metadata, else the dt inferred
     from the parameters with the `nir` preset, else the `nir` preset); `--dt` replaces dt."""
-    from .convert import resolve_source
-    from .policy import Policy
+    from .conversion import resolve_source
+    from .semantics import Policy
 
     if preset:
         policy, origin = Policy.preset(preset), f"chosen with --policy {preset}"
@@ -237,13 +237,6 @@ def _check_out_dir(path: str) -> None:
         raise NirbridgeError(f"{path}: directory {str(parent)!r} does not exist")
 
 
-def _table(rows: list[Sequence[str]]) -> str:
-    widths = [max(len(str(r[c])) for r in rows) for c in range(len(rows[0]))]
-    lines = ["  ".join(str(cell).ljust(w) for cell, w in zip(r, widths)).rstrip() for r in rows]
-    lines.insert(1, "  ".join("-" * w for w in widths))
-    return "\n".join(lines)
-
-
 def _simulate(graph, x, policy, record, dtype=np.float32):
     from .reference import simulate
 
@@ -256,7 +249,7 @@ def _simulate(graph, x, policy, record, dtype=np.float32):
 
 def _default_record(graph) -> list[str]:
     """Every neuron node, nested ones by dotted name."""
-    from .graph import NEURON_TYPES
+    from .ir import NEURON_TYPES
 
     return [name for name, node in graph.walk() if node.type in NEURON_TYPES]
 
@@ -289,33 +282,25 @@ def cli() -> None:
 
 @cli.command()
 @JSON_OPTION
-@click.option("--matrix", is_flag=True, help="Print the support matrix (NIR node x backend) as Markdown.")
+@click.option("--matrix", is_flag=True, help="Print the support matrix (NIR node x backend) as Markdown (loads every backend).")
 @click.option("--write-readme", "readme", type=click.Path(dir_okay=False, exists=True), help="Replace the support-matrix block of this README.")
-def backends(as_json: bool, matrix: bool, readme: str | None) -> None:
-    """List installed backends and plugins that failed to load."""
-    from . import gaps, plugins
+@click.option("--strict", is_flag=True, help="Exit 1 when a plugin failed to load.")
+def backends(as_json: bool, matrix: bool, readme: str | None, strict: bool) -> None:
+    """List installed backends and the plugins that failed to load (imports no framework)."""
+    from . import support_matrix
+    from .backends import registry
 
-    found = plugins.backends()
-    if readme:
-        changed = gaps.write_readme(readme, found)
-        click.echo(f"{readme}: {'updated' if changed else 'already up to date'}")
+    found = registry.backends()
+    if readme or matrix:
+        loaded = {name: registry.get_backend(name) for name in found}
+        if readme:
+            changed = support_matrix.write_readme(readme, loaded)
+            click.echo(f"{readme}: {'updated' if changed else 'already up to date'}")
+        else:
+            click.echo(support_matrix.support_matrix_markdown(loaded))
         return
-    if matrix:
-        click.echo(gaps.support_matrix_markdown(found))
-        return
-    dists = plugins.distributions()
-    failures = plugins.failures()
-    rows = []
-    for name, b in found.items():
-        rows.append({
-            "name": name,
-            "distribution": dists.get(name, ""),
-            "preset": b.preset,
-            "export": bool(getattr(b, "can_export", False)),
-            "import": bool(getattr(b, "can_import", False)),
-            "simulate": bool(getattr(b, "can_simulate", False)),
-            "description": b.description,
-        })
+    failures = registry.failures()
+    rows = [{"name": name, "distribution": r.distribution, "preset": r.preset, "description": r.description} for name, r in found.items()]
     if as_json:
         _echo_json({
             "backends": rows,
@@ -323,16 +308,16 @@ def backends(as_json: bool, matrix: bool, readme: str | None) -> None:
                 {"distribution": f.distribution, "entry_point": f.entry_point, "error": f.error} for f in failures
             ],
         })
-        return
-    table = [("name", "distribution", "preset", "can", "description")]
-    for r in rows:
-        can = ",".join(k for k in ("export", "import", "simulate") if r[k]) or "-"
-        table.append((r["name"], r["distribution"], r["preset"], can, r["description"]))
-    click.echo(_table(table))
-    if failures:
-        click.echo("\nplugins that failed to load:")
-        for f in failures:
-            click.echo(f"  {f.distribution} (entry point {f.entry_point!r}): {_one_line(f.error)}")
+    else:
+        lines = [("name", "distribution", "preset", "description")]
+        lines += [(r["name"], r["distribution"], r["preset"], r["description"]) for r in rows]
+        click.echo(table(lines))
+        if failures:
+            click.echo("\nplugins that failed to load:")
+            for f in failures:
+                click.echo(f"  {f.distribution} (entry point {f.entry_point!r}): {_one_line(f.error)}")
+    if strict and failures:
+        sys.exit(1)
 
 
 @cli.command()
@@ -341,7 +326,7 @@ def backends(as_json: bool, matrix: bool, readme: str | None) -> None:
 def inspect(file: str, as_json: bool) -> None:
     """Show a .nir file: nodes and shapes, the time step its parameters imply, and the policy
     stored in its metadata."""
-    from .policy import Policy
+    from .semantics import Policy
 
     graph = _load_graph(file)
     inference = Policy.infer(graph)
@@ -401,7 +386,7 @@ def check(src: str, target: str, preset: str | None, dt: float | None, probe_pat
 
     Exit code 0 when every node and the policy are exact, 1 when anything is approximate or
     unsupported."""
-    from .convert import check as check_
+    from .conversion import check as check_
 
     graph = _load_graph(src)
     probe = _input_for(graph, _load_array(probe_path), probe_path) if probe_path else None
@@ -432,7 +417,7 @@ def convert(src: str, target: str, out: str, preset: str | None, dt: float | Non
 
     Refused (exit code 2, nothing written) when a node is unsupported, or when a node or the
     policy is only approximate, unless --no-strict."""
-    from .convert import plan
+    from .conversion import plan
     from .io import save
 
     _check_out_dir(out)
@@ -498,7 +483,7 @@ def simulate(file: str, input_path: str, record: tuple[str, ...], preset: str | 
             continue
         binary = arr.size > 0 and np.isin(arr, (0, 1)).all() and (key.startswith("outputs/") or key.endswith("/spikes"))
         rows.append((key, str(tuple(arr.shape)), str(arr.dtype), str(int(arr.sum())) if binary else "-"))
-    click.echo(_table(rows))
+    click.echo(table(rows))
     _progress(f"wrote {out}")
 
 
@@ -517,8 +502,8 @@ def verify(file: str, names: str | None, recording: str | None, input_path: str 
     a recording (another simulator's, a chip's), stepping at the recording's dt.
 
     Exit code 0 when all agree, 1 when any differs."""
-    from .plugins import get_backend
-    from .verify import verify as verify_
+    from .backends.registry import get_backend
+    from .verification import verify as verify_
 
     if recording is not None:  # --against: a recording instead of backends
         from .recording import verify_against
@@ -585,8 +570,8 @@ def evaluate(file: str, data: str, labels: str | None, names: str | None, readou
 
     Exit code 0 when every model agrees with the reference by verify's rules and every batch
     ran, 1 otherwise."""
+    from .backends.registry import get_backend
     from .evaluation import evaluate as evaluate_
-    from .plugins import get_backend
 
     selected = _split_names([names]) if names is not None else None
     for name in selected or []:  # an unknown name is a usage error, not a disagreement
@@ -632,7 +617,7 @@ def plot(file: str, input_path: str, record: tuple[str, ...], preset: str | None
     """Plot the input raster and, per node, membrane potential and output spikes over time
     (NumPy reference), optionally overlaid with another backend's run."""
     from . import plot as plotting
-    from .plugins import get_backend
+    from .backends.registry import get_backend
 
     _check_out_dir(out)
     graph = _load_graph(file)
@@ -648,15 +633,13 @@ def plot(file: str, input_path: str, record: tuple[str, ...], preset: str | None
     other = None
     labels = ("numpy", compare_to or "")
     if backend is not None:
-        from .convert import convert as convert_
+        from .conversion import plan, run
 
         _progress(f"converting to {compare_to} and running it ...")
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # approximations are reported below, in one line
-            native, report = convert_(graph, to=compare_to, policy=policy, strict=False)
-        if not report.ok:
-            _progress(f"warning: {report.summary()}: " + "; ".join(f"{g.node}: {g.reason}" for g in report.approximate))
-        other = backend.simulate(native, x, record=tuple(nodes))
+        p = plan(graph, backend, policy=policy)
+        if not p.report.ok:  # approximations are reported here, in one line
+            _progress(f"warning: {p.report.summary()}: " + "; ".join(f"{g.node}: {g.reason}" for g in p.report.approximate))
+        other = run(backend, p.build(strict=False, warn=False), x, record=tuple(nodes))
     fig = plotting.plot_result(
         result, nodes=nodes, compare=other, input=x, graph=graph, batch=batch,
         labels=labels, max_neurons=max_neurons, title=Path(file).name,

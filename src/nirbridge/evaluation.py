@@ -11,8 +11,8 @@ Models. Every batch runs on:
   it records every neuron and spiking node;
 - `original` (when given): the source model as you run it, a callable x -> output (time,
   batch, classes) or -> `SimulationResult` (e.g. the trained snnTorch network itself);
-- each backend of `backends`: the source converted once per worker with `nirbridge.convert`
-  (non-strict: an approximate conversion is evaluated, its gap report kept; an unsupported
+- each backend of `backends`: the source converted once per worker (`nirbridge.plan(...)`,
+  `.build(strict=False)`; non-strict: an approximate conversion is evaluated, its gap report kept; an unsupported
   one is reported and not run), recording the same nodes as the reference;
 - each callable of `models` (name -> callable, as `original`): models made any other way.
 
@@ -50,18 +50,23 @@ from __future__ import annotations
 
 import json
 import time
-import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
+from .backends.registry import backends as installed
+from .backends.registry import get_backend
+from .compare import ATOL, RTOL, compare, recordable
+from .conversion import check, convert, plan, run
 from .datasets import Batches, batches, check_batch
 from .errors import EvaluationError, NirbridgeError
-from .graph import SPIKING_TYPES, Graph
-from .policy import Policy
+from .ir import Graph
+from .reference import simulate
 from .result import SimulationResult
+from .semantics import Policy
+from .table import table
 
 REFERENCE = "reference"
 ORIGINAL = "original"
@@ -154,21 +159,17 @@ class Evaluator:
     """Converts the source once for every backend and evaluates batches on every model."""
 
     def __init__(self, spec: Spec):
-        import nirbridge
-
         self.spec = spec
         layers = spec.layers
         self.runs: dict[str, Callable[[np.ndarray], SimulationResult]] = {
-            REFERENCE: lambda x: nirbridge.simulate(spec.graph, x, policy=spec.policy, record=list(layers)),
+            REFERENCE: lambda x: simulate(spec.graph, x, policy=spec.policy, record=list(layers)),
         }
         if spec.original is not None:
             self.runs[ORIGINAL] = self._wrap(spec.original)
         for name in spec.backends:
-            with warnings.catch_warnings():  # approximations are in the result's gap reports
-                warnings.simplefilter("ignore")
-                native, _ = nirbridge.convert(spec.graph, to=name, policy=spec.policy, strict=False)
-            backend = nirbridge.get_backend(name)
-            self.runs[name] = lambda x, backend=backend, native=native: backend.simulate(native, x, record=layers)
+            p = plan(spec.graph, name, policy=spec.policy)
+            native = p.build(strict=False, warn=False)  # approximations are in the result's gap reports
+            self.runs[name] = lambda x, backend=p.backend, native=native: run(backend, native, x, record=layers)
         for label, fn in spec.models.items():
             self.runs[label] = self._wrap(fn)
 
@@ -195,15 +196,13 @@ class Evaluator:
             return BatchResult(index, error=f"{type(exc).__name__}: {exc}")
 
     def _evaluate(self, index: int, x: np.ndarray, y: np.ndarray) -> BatchResult:
-        from .verify import compare
-
         spec = self.spec
         results: dict[str, SimulationResult] = {}
         seconds: dict[str, float] = {}
-        for name, run in self.runs.items():
+        for name, model in self.runs.items():
             start = time.perf_counter()
             try:
-                results[name] = run(x)
+                results[name] = model(x)
             except Exception as exc:  # noqa: BLE001 - the batch fails, naming the model
                 return BatchResult(index, error=f"{name}: {type(exc).__name__}: {exc}")
             seconds[name] = time.perf_counter() - start
@@ -262,8 +261,6 @@ def readout(spec: Spec, result: SimulationResult, name: str = "") -> np.ndarray:
 def output_difference(source: np.ndarray, other: np.ndarray) -> tuple[int, int]:
     """(differing, compared) entries of two outputs: spikes in only one of them, or, for
     non-spiking outputs, values apart by more than verify's tolerance."""
-    from .verify import ATOL, RTOL
-
     a, b = np.asarray(source, np.float64), np.asarray(other, np.float64)
     if a.shape != b.shape:
         raise EvaluationError(f"outputs of different shapes: {a.shape} and {b.shape}")
@@ -277,8 +274,6 @@ def first_difference(reference: dict[str, np.ndarray], other: dict[str, np.ndarr
     """Where a node of one batch first differs from the reference: the lowest sample, then its
     first step, then its first neuron (spikes where both have them, else values beyond verify's
     tolerance); with both potentials and the threshold there when known."""
-    from .verify import ATOL, RTOL
-
     key = "spikes" if "spikes" in reference and "spikes" in other else ("y" if "y" in reference and "y" in other else "v")
     if key not in reference or key not in other or np.shape(reference[key]) != np.shape(other[key]):
         return None
@@ -409,7 +404,7 @@ class EvaluationResult:
                 "(source)" if m.name == self.source else f"{m.output_differing:,} of {m.output_compared:,}",
                 "-" if m.seconds_per_sample is None else f"{1e3 * m.seconds_per_sample:.3g} ms", layers,
             ))
-        lines.append(_table(rows))
+        lines.append(table(rows))
         ref = self.models[REFERENCE].layers
         rates = [f"{n} {s.rate:.3f}" for n, s in ref.items() if s.rate is not None]
         if rates:
@@ -471,13 +466,6 @@ class EvaluationResult:
 
 def _pct(value: float | None) -> str:
     return "-" if value is None else f"{100 * value:.1f} %"
-
-
-def _table(rows: list[tuple[str, ...]]) -> str:
-    widths = [max(len(str(r[c])) for r in rows) for c in range(len(rows[0]))]
-    lines = ["  ".join(str(cell).ljust(w) for cell, w in zip(r, widths)).rstrip() for r in rows]
-    lines.insert(1, "  ".join("-" * w for w in widths))
-    return "\n".join(lines)
 
 
 def merge(spec: Spec, results: list[BatchResult], models: dict[str, ModelResult]) -> tuple[np.ndarray, list[BatchFailure], dict | None]:
@@ -567,14 +555,12 @@ def evaluate(
     as the cluster's CPUs allow), each with `cpus_per_worker` CPUs and `gpus_per_worker` GPUs;
     a batch whose worker dies is retried on another worker up to `max_retries` times.
     `progress`: a progress bar on stderr (None: when stderr is a terminal)."""
-    import nirbridge
-
     if engine not in ENGINES:
         raise EvaluationError(f"engine must be None, 'inprocess' or 'ray', got {engine!r}")
     if not callable(readout) and readout not in READOUTS:
         raise EvaluationError(f"readout must be one of {', '.join(READOUTS)} or a callable, got {readout!r}")
     started = time.perf_counter()
-    graph = nirbridge.convert(src, to="nir", policy=policy, source=source, sample=sample)
+    graph = convert(src, to="nir", policy=policy, source=source, sample=sample)
     policy = Policy.from_metadata(graph.metadata)
     outputs = list(graph.outputs())
     if len(outputs) != 1:
@@ -582,14 +568,12 @@ def evaluate(
     output = outputs[0]
     feeding = [a for a, b in graph.edges if b == output]
     readout_node = feeding[0] if len(feeding) == 1 else None
-    from .verify import recordable
-
     layers = tuple(recordable(graph))
     if readout in ("membrane_sum", "membrane_max") and readout_node not in layers:
         raise EvaluationError(f"read-out {readout!r} needs a neuron node feeding the Output {output!r}; "
                               f"{readout_node!r} is {graph.nodes[readout_node].type if readout_node else 'not one node'}")
     models = dict(models or {})
-    names = list(nirbridge.backends()) if backends is None else list(backends)
+    names = list(installed()) if backends is None else list(backends)
     clash = {REFERENCE, ORIGINAL} & (set(names) | set(models)) or set(names) & set(models)
     if clash:
         raise EvaluationError(f"model names must be unique and not {REFERENCE!r} or {ORIGINAL!r}: {', '.join(sorted(clash))}")
@@ -600,14 +584,14 @@ def evaluate(
     for name in names:
         m = results[name] = ModelResult(name, "backend")
         try:
-            m.report = nirbridge.check(graph, to=name, policy=policy)
+            m.report = check(graph, to=name, policy=policy)
         except NirbridgeError as exc:
             m.error = str(exc)
             continue
         if m.report.unsupported:
             m.error = "cannot convert: " + "; ".join(f"{g.node}: {g.reason}" for g in m.report.unsupported)
             continue
-        if not nirbridge.get_backend(name).can_simulate:
+        if not get_backend(name).can_simulate:
             m.error = f"backend {name} cannot simulate"
             continue
         usable.append(name)
@@ -618,7 +602,8 @@ def evaluate(
     if engine == "ray":
         from .ray_engine import run as run_engine
 
-        done = run_engine(spec, items, address=address, workers=workers, cpus_per_worker=cpus_per_worker,
+        done = run_engine(spec, items, evaluator=Evaluator, failure=lambda index, error: BatchResult(index, error=error),
+                          progress_bar=progress_bar, address=address, workers=workers, cpus_per_worker=cpus_per_worker,
                           gpus_per_worker=gpus_per_worker, max_retries=max_retries, progress=progress)
     else:
         done = run_in_process(spec, items, progress=progress)

@@ -28,6 +28,7 @@ from typing import Any
 import h5py
 import numpy as np
 
+from .atomic import replacing
 from .errors import (
     GraphValidationError,
     NirbridgeError,
@@ -37,8 +38,7 @@ from .errors import (
     UnsafeFileError,
     UnsupportedVersionError,
 )
-from .atomic import replacing
-from .graph import NODE_TYPES, Conv1d, Conv2d, Graph, Node
+from .ir import NODE_TYPES, Conv1d, Conv2d, Graph, Node
 
 DEFAULT_MAX_ARRAY_BYTES = 1 << 30  # 1 GiB per dataset
 DEFAULT_MAX_TOTAL_BYTES = 4 << 30  # 4 GiB per file

@@ -30,27 +30,30 @@ from ray.exceptions import RayActorError, RayError, WorkerCrashedError
 
 from .datasets import Batches
 from .errors import EvaluationError
-from .evaluation import BatchResult, Evaluator, Spec, progress_bar
 
 
 class Worker:
-    """One Ray actor: converts once (in `__init__`) and evaluates the batches it is given."""
+    """One Ray actor: builds its evaluator once (which converts the source for every backend)
+    and evaluates the batches it is given."""
 
-    def __init__(self, spec: Spec):
-        self.evaluator = Evaluator(spec)
+    def __init__(self, evaluator, spec):
+        self.evaluator = evaluator(spec)
 
     def pid(self) -> int:
         return os.getpid()
 
-    def evaluate(self, index: int, batch) -> BatchResult:
+    def evaluate(self, index: int, batch):
         x, y = batch
         return self.evaluator(index, x, y)
 
 
-def run(spec: Spec, items: Batches, *, address: str | None = None, workers: int | None = None,
-        cpus_per_worker: float = 1, gpus_per_worker: float = 0, max_retries: int = 2,
-        progress: bool | None = None) -> list[BatchResult]:
-    """Every batch of `items` evaluated on Ray actors; results in any order (merged later)."""
+def run(spec, items: Batches, *, evaluator, failure, progress_bar, address: str | None = None,
+        workers: int | None = None, cpus_per_worker: float = 1, gpus_per_worker: float = 0,
+        max_retries: int = 2, progress: bool | None = None) -> list:
+    """Every batch of `items` evaluated on Ray actors, in batch order. `evaluator(spec)` makes
+    a worker's evaluator (`nirbridge.evaluation.Evaluator`), `failure(index, error)` the result
+    of a batch that failed, `progress_bar(total, progress, desc)` the progress bar; they come
+    from `nirbridge.evaluation`, which imports this module only when Ray is asked for."""
     if workers is not None and workers < 1:
         raise EvaluationError(f"workers must be at least 1, got {workers}")
     if max_retries < 0:
@@ -59,8 +62,8 @@ def run(spec: Spec, items: Batches, *, address: str | None = None, workers: int 
     try:
         if workers is None:
             workers = max(1, int(ray.cluster_resources().get("CPU", 1) // max(cpus_per_worker, 1e-9)))
-        pool = Pool(spec, workers, cpus_per_worker, gpus_per_worker)
-        return pool.run(items, max_retries, progress)
+        pool = Pool(evaluator, spec, workers, cpus_per_worker, gpus_per_worker)
+        return pool.run(items, max_retries, progress, failure, progress_bar)
     finally:
         if started:
             ray.shutdown()
@@ -84,22 +87,22 @@ def connect(address: str | None, workers: int | None, cpus_per_worker: float) ->
 class Pool:
     """Actors, the batches waiting for one, and the batches in flight."""
 
-    def __init__(self, spec: Spec, workers: int, cpus: float, gpus: float):
+    def __init__(self, evaluator, spec, workers: int, cpus: float, gpus: float):
         self.actor_class = ray.remote(num_cpus=cpus, num_gpus=gpus, max_restarts=0, max_task_retries=0)(Worker)
-        self.spec_ref = ray.put(spec)
-        self.actors = [self.actor_class.remote(self.spec_ref) for _ in range(workers)]
+        self.evaluator, self.spec_ref = evaluator, ray.put(spec)
+        self.actors = [self.actor_class.remote(evaluator, self.spec_ref) for _ in range(workers)]
         try:  # every worker converts once here; a conversion that fails fails the run
             ray.get([a.pid.remote() for a in self.actors])
         except RayError as exc:
             raise EvaluationError(f"Ray workers could not start: {exc}") from None
         self.replacements = workers * 4  # new actors allowed for dead ones
 
-    def run(self, items: Batches, max_retries: int, progress: bool | None) -> list[BatchResult]:
+    def run(self, items: Batches, max_retries: int, progress: bool | None, failure, progress_bar) -> list:
         source = enumerate(items)
         waiting: deque = deque()  # (index, batch ref, attempts so far)
         flying: dict = {}  # task ref -> (actor, index, batch ref, attempts)
         idle = list(self.actors)
-        done: dict[int, BatchResult] = {}
+        done: dict = {}
         exhausted = False
         with progress_bar(items.total, progress, "evaluate (ray)") as bar:
             while True:
@@ -127,15 +130,15 @@ class Pool:
                         # the worker died: its batch goes to another worker, a new worker joins
                         if self.replacements > 0:
                             self.replacements -= 1
-                            idle.append(self.actor_class.remote(self.spec_ref))
+                            idle.append(self.actor_class.remote(self.evaluator, self.spec_ref))
                         if attempts + 1 > max_retries:
-                            done[index] = BatchResult(index, error=f"the worker evaluating it died {attempts + 1} times "
-                                                                  f"(last: {type(exc).__name__}); not retried again")
+                            done[index] = failure(index, f"the worker evaluating it died {attempts + 1} times "
+                                                         f"(last: {type(exc).__name__}); not retried again")
                         else:
                             waiting.appendleft((index, ref, attempts + 1))
                             continue
                     except RayError as exc:  # failed outside the evaluator's own handling
-                        done[index] = BatchResult(index, error=f"{type(exc).__name__}: {exc}")
+                        done[index] = failure(index, f"{type(exc).__name__}: {exc}")
                         idle.append(actor)
                     else:
                         idle.append(actor)

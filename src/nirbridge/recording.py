@@ -35,13 +35,19 @@ import os
 from typing import Any
 
 import h5py
+import nir
 import numpy as np
 
 from .atomic import replacing
+from .compare import compare, firing_rates
+from .conversion import convert
 from .errors import NirbridgeError, NirFormatError, Problem, SimulationError
-from .graph import Graph
 from .io import DEFAULT_MAX_ARRAY_BYTES, DEFAULT_MAX_DEPTH, DEFAULT_MAX_TOTAL_BYTES, open_checked
+from .ir import Graph
+from .reference import simulate
 from .result import SimulationResult
+from .semantics import Policy
+from .verification import BackendVerification, VerifyReport
 
 #: observables the comparison understands, as in SimulationResult
 OBSERVABLES = ("spikes", "v", "I", "y")
@@ -57,8 +63,6 @@ def to_nir_data(result: SimulationResult, *, dt: float, graph: Graph | None = No
     the inputs (one array for the graph's single Input, or a dict by Input name), each array
     (time, batch, *shape) stored as `TimeGriddedData` (batch, time, neurons); spikes as bool.
     With `graph`, nodes of nested graphs (dotted names) go into nested `NIRGraphData`."""
-    import nir
-
     if not (isinstance(dt, (int, float)) and math.isfinite(dt) and dt > 0):
         raise NirbridgeError(f"dt must be a positive number, got {dt!r}")
     nodes: dict[str, dict[str, np.ndarray]] = {}
@@ -85,8 +89,6 @@ def to_nir_data(result: SimulationResult, *, dt: float, graph: Graph | None = No
 
 
 def _graph_data(tree: dict[str, Any]):
-    import nir
-
     return nir.NIRGraphData({k: v if isinstance(v, nir.NIRNodeData) else _graph_data(v) for k, v in tree.items()})
 
 
@@ -106,8 +108,6 @@ def _path(graph: Graph | None, name: str) -> list[str]:
 
 
 def _gridded(a: np.ndarray, dt: float, where: str):
-    import nir
-
     if a.ndim < 2:
         raise SimulationError(f"{where}: expected an array shaped (time, batch, ...), got shape {a.shape}")
     data = np.moveaxis(a, 1, 0).reshape(a.shape[1], a.shape[0], -1)
@@ -123,8 +123,6 @@ def from_nir_data(data, graph: Graph, *, dt: float | None = None, name: str = "r
     the recording's dt (None when it holds events only; `dt` puts events on a grid), and the
     observables that could not be used (unknown names, unknown nodes), as `Problem`s.
     Shapes that do not fit the graph raise `NirFormatError` naming the node."""
-    import nir
-
     flat: dict[str, dict[str, Any]] = {}
 
     def walk(d, prefix: str) -> None:
@@ -172,8 +170,6 @@ def from_nir_data(data, graph: Graph, *, dt: float | None = None, name: str = "r
 
 def _time_major(obs, dt: float | None, shape, where: str, name: str) -> np.ndarray:
     """One observable as (time, batch, *shape)."""
-    import nir
-
     if isinstance(obs, nir.TimeGriddedData):
         grid = np.asarray(obs.data)
     else:
@@ -191,8 +187,6 @@ def _time_major(obs, dt: float | None, shape, where: str, name: str) -> np.ndarr
 def events_to_grid(events, dt: float, *, where: str = "", name: str | None = None) -> np.ndarray:
     """`EventData` (or `ValuedEventData`) on a time grid: (samples, round(t_max / dt), neurons),
     1 (or the event's value) where an event falls in step floor(t / dt)."""
-    import nir
-
     idx, time = np.asarray(events.idx), np.asarray(events.time, dtype=np.float64)
     steps_total = int(round(events.t_max / dt))
     valued = isinstance(events, nir.ValuedEventData)
@@ -211,8 +205,6 @@ def events_to_grid(events, dt: float, *, where: str = "", name: str | None = Non
 
 def _gridded_dt(data) -> float | None:
     """The time step of a recording's time-gridded data (None when it holds events only)."""
-    import nir
-
     def walk(d):
         for node in d.nodes.values():
             if isinstance(node, nir.NIRGraphData):
@@ -229,8 +221,6 @@ def _gridded_dt(data) -> float | None:
 def save_recording(data, path: str | os.PathLike, *, compression: str | None = None) -> None:
     """Write a `nir.NIRGraphData` to `path` atomically in the layout of `nir.write_data`
     (`nir.read_data` reads it). `compression`: None (default) or "gzip"."""
-    import nir
-
     if not isinstance(data, nir.NIRGraphData):
         raise TypeError(f"save_recording() takes a nir.NIRGraphData, got {type(data).__name__} (see to_nir_data)")
     options = {"compression": compression} if compression else {}
@@ -239,8 +229,6 @@ def save_recording(data, path: str | os.PathLike, *, compression: str | None = N
 
 
 def _write_graph(group: h5py.Group, data, options: dict) -> None:
-    import nir
-
     group.attrs["__type__"] = "NIRGraphData"
     nodes = group.create_group("nodes", track_order=True)
     for key, node in data.nodes.items():
@@ -313,8 +301,6 @@ class _Decoder:
         return item
 
     def graph(self, obj, where: str, level: int):
-        import nir
-
         if level > self.max_depth:
             self.fail(where, f"graph data nested deeper than {self.max_depth} levels (max_depth)")
         self.kind(obj, where, ("NIRGraphData",))
@@ -340,8 +326,6 @@ class _Decoder:
                 self.fail(f"{where}.{key}".lstrip("."), f"unknown key (expected {', '.join(keys)})")
 
     def observable(self, obj, where: str):
-        import nir
-
         if obj.children is None:
             self.fail(where, "must be a group, found a dataset")
         kind = self.kind(obj, where, ("TimeGriddedData", "EventData", "ValuedEventData"))
@@ -408,15 +392,9 @@ def verify_against(src: Any, recording: Any, *, policy=None, dt: float | None = 
     dt (its time-gridded data) unless `dt` is given. The input is the recording's Input node
     data unless `inputs` is given. Only the recorded observables are compared; recorded nodes
     the graph lacks, and a dt that differs from the recording's, are listed in `notes`."""
-    import nirbridge
-
-    from .policy import Policy
-    from .reference import simulate
-    from .verify import BackendVerification, VerifyReport, compare, firing_rates
-
     name = os.fspath(recording) if isinstance(recording, (str, os.PathLike)) else "recording"
     data = load_recording(recording) if isinstance(recording, (str, os.PathLike)) else recording
-    graph = nirbridge.convert(src, to="nir", policy=policy, source=source, sample=sample)
+    graph = convert(src, to="nir", policy=policy, source=source, sample=sample)
     policy = Policy.from_metadata(graph.metadata)
     step = dt or _gridded_dt(data) or policy.dt
     result, recorded_inputs, found_dt, problems = from_nir_data(data, graph, dt=step, name=name)

@@ -21,11 +21,12 @@ from typing import Any
 
 import numpy as np
 
-from .backend import Backend
-from .errors import GraphValidationError, NirbridgeError, Problem
-from .gaps import Gap
-from .graph import SPIKING_TYPES, AvgPool2d, Graph, Node, Scale, ShapeError, SumPool2d, Threshold, _pair
-from .policy import Policy
+from .backends.base import Backend, NodePlan
+from .errors import GraphValidationError, Problem
+from .ir import SPIKING_TYPES, AvgPool2d, Graph, Node, Scale, ShapeError, SumPool2d, Threshold, pair
+from .report import Gap
+from .semantics import Policy
+from .topology import flatten
 
 Edge = tuple[str, str]
 
@@ -102,7 +103,7 @@ def avgpool_to_sumpool(graph: Graph, names: Collection[str] | None = None) -> Gr
         out_shape = shapes.get(name, (None, None))[1]
         if out_shape is None:
             raise GraphValidationError(problems=[Problem(f"nodes.{name}", "output shape unknown: cannot size the Scale that replaces AvgPool2d")])
-        kh, kw = _pair(node.kernel_size, 2)
+        kh, kw = pair(node.kernel_size, 2)
         scale = Scale(scale=np.full(out_shape, 1.0 / (kh * kw), dtype=np.float32))
         pool = SumPool2d(kernel_size=node.kernel_size, stride=node.stride, padding=node.padding, metadata=node.metadata)
         return _Insert("after", "_scale", scale, pool)
@@ -118,7 +119,7 @@ def fold_r(graph: Graph, names: Collection[str] | None = None, types: Collection
         if node.type not in types or not _selected(names, name) or np.all(node.r == 1):
             return None
         scale = Scale(scale=node.r.copy())
-        return _Insert("before", "_r", scale, node.model_copy(update={"r": np.ones_like(node.r)}))
+        return _Insert("before", "_r", scale, node.replace(r=np.ones_like(node.r)))
 
     return _apply(graph, decide)[0]
 
@@ -176,13 +177,13 @@ def maxpool2d(
     if not binary_input:
         problems.append("its input is not binary spikes, and NIR has no max pooling (the max of real values is not a sum)")
     if np.any(np.asarray(dilation) != 1):
-        problems.append(f"dilation {_pair(dilation, 2)} has no NIR pooling equivalent")
+        problems.append(f"dilation {pair(dilation, 2)} has no NIR pooling equivalent")
     if ceil_mode:
         problems.append("ceil_mode=True has no NIR pooling equivalent")
     if problems:
         suggestion = MAXPOOL_SUGGESTION if not binary_input else "use dilation=1 and ceil_mode=False"
         return MaxPoolRewrite(Gap(name, "MaxPool2d", "unsupported", reason="; ".join(problems), suggestion=suggestion))
-    as_int = lambda v: np.asarray(_pair(v, 2), dtype=np.int64)  # noqa: E731
+    as_int = lambda v: np.asarray(pair(v, 2), dtype=np.int64)  # noqa: E731
     pool = SumPool2d(kernel_size=as_int(kernel_size), stride=as_int(stride), padding=as_int(padding))
     try:
         out_shape = pool.output_shape(tuple(int(n) for n in input_shape))
@@ -238,13 +239,7 @@ def alternatives(backend: Backend) -> dict[str, str]:
     return via
 
 
-def _suggest(node_type: str, backend: Backend) -> str:
-    try:
-        from .plugins import backends
-
-        others = [n for n, b in backends().items() if n != backend.name and _declared_exact(b, node_type)]
-    except NirbridgeError:  # a broken registry must not hide the report
-        others = []
+def _suggest(node_type: str, others: Collection[str]) -> str:
     where = f" ({', '.join(others)} run {node_type} exactly)" if others else ""
     return f"replace the {node_type} node, or convert to a backend that supports it{where}"
 
@@ -252,64 +247,61 @@ def _suggest(node_type: str, backend: Backend) -> str:
 @dataclass
 class Lowering:
     """What `backend` runs: `graph` with the rewrites applied, one Gap per node of the input
-    graph, and the rewritten nodes with what each became. When any node is unsupported,
-    nothing is rewritten and `graph` is the input graph."""
+    graph, the rewritten nodes with what each became, and one `NodePlan` per node of `graph`
+    (each node planned once)."""
 
     graph: Graph
     gaps: list[Gap]
     rewritten: dict[str, str]
+    plans: dict[str, NodePlan]
 
 
-def lower(graph: Graph, backend: Backend, policy: Policy) -> Lowering:
-    """Choose and apply the rewrites that let `backend` run `graph`, and report every node."""
+def lower(graph: Graph, backend: Backend, policy: Policy, others: Callable[[str], Collection[str]] = lambda t: ()) -> Lowering:
+    """Apply the exact rewrites `backend` needs (from its declared handlers: inlining, AvgPool2d
+    as SumPool2d + Scale, r into a Scale), plan every node of the result once
+    (`Backend.plan_graph`), and report every node of the input graph. `others(node_type)` names
+    other backends that run a type exactly (for suggestions)."""
     via = alternatives(backend)
+    rewritten: dict[str, str] = {}
+    lowered = graph
+    if "NIRGraph" in via and any(isinstance(n, Graph) for n in graph.nodes.values()):
+        rewritten |= {name: "inlined" for name, node in graph.walk() if isinstance(node, Graph)}
+        lowered = flatten(graph)
+    avg = {name for name, node in lowered.walk() if node.type == "AvgPool2d" and "AvgPool2d" in via}
+    unit_r = {name for name, node in lowered.walk() if node.type in backend.unit_r and node.type in R_TYPES and not np.all(node.r == 1)}
+    fold = unit_r if "Scale" in {t for t, s in backend.support.items() if s.status == "exact"} else set()
+    if avg:
+        lowered = avgpool_to_sumpool(lowered, avg)
+        rewritten |= {n: via["AvgPool2d"] for n in sorted(avg)}
+    if fold:
+        lowered = fold_r(lowered, fold)
+        rewritten |= {n: "Scale(r) + r = 1" for n in sorted(fold)}
+    plans = backend.plan_graph(lowered, policy)
     gaps: list[Gap] = []
-    avg: set[str] = set()
-    fold: set[str] = set()
-    inline = False
     for name, node in graph.walk():
-        if isinstance(node, Graph) and "NIRGraph" in via:
-            inline = True
-            gaps.append(Gap(name, "NIRGraph", "exact", maps_to="inlined into the enclosing graph (exact)"))
-            continue
-        support = backend.node_support(name, node, policy=policy.for_node(name, node.type))
-        if node.type == "AvgPool2d" and support.status != "exact" and "AvgPool2d" in via:
-            kh, kw = _pair(node.kernel_size, 2)
-            avg.add(name)
+        plan = plans.get(name)
+        if name in avg:
+            kh, kw = pair(node.kernel_size, 2)
             gaps.append(Gap(name, node.type, "exact", maps_to=f"SumPool2d + Scale(1/{kh * kw}) (exact rewrite)"))
-        elif node.type in backend.unit_r and node.type in R_TYPES and support.status != "unsupported" and not np.all(node.r == 1):
-            if node.type in via:
-                fold.add(name)
+        elif plan is None:  # inlined: a nested graph or one of its ports
+            what = "inlined into the enclosing graph (exact)" if isinstance(node, Graph) else "port of an inlined graph"
+            gaps.append(Gap(name, node.type, "exact", maps_to=what))
+        elif name in unit_r and plan.support.status != "unsupported":
+            support = plan.support
+            if name in fold:
                 maps_to = f"Scale(r) + {support.maps_to or node.type} with r = 1 (exact rewrite)"
                 gaps.append(Gap(name, node.type, support.status, maps_to, support.reason, support.suggestion))
             else:
-                gaps.append(
-                    Gap(
-                        name,
-                        node.type,
-                        "unsupported",
-                        reason=f"{backend.name} runs {node.type} with r = 1 only and has no Scale node to carry r",
-                        suggestion="multiply r into the weights of the layer feeding this node, if that layer feeds nothing else",
-                    )
-                )
+                reason = f"{backend.name} runs {node.type} with r = 1 only and has no Scale node to carry r"
+                suggestion = "multiply r into the weights of the layer feeding this node, if that layer feeds nothing else"
+                gaps.append(Gap(name, node.type, "unsupported", reason=reason, suggestion=suggestion))
         else:
+            support = plan.support
             suggestion = support.suggestion
             if support.status == "unsupported" and not suggestion:
-                suggestion = _suggest(node.type, backend)
+                suggestion = _suggest(node.type, [n for n in others(node.type) if n != backend.name])
             gaps.append(Gap(name, node.type, support.status, support.maps_to, support.reason, suggestion))
-    if any(g.status == "unsupported" for g in gaps):
-        return Lowering(graph, gaps, {})
-    rewritten = {n: via["AvgPool2d"] for n in sorted(avg)} | {n: "Scale(r) + r = 1" for n in sorted(fold)}
-    if avg:
-        graph = avgpool_to_sumpool(graph, avg)
-    if fold:
-        graph = fold_r(graph, fold)
-    if inline:
-        from .topology import flatten
-
-        rewritten |= {name: "inlined" for name, node in graph.walk() if isinstance(node, Graph)}
-        graph = flatten(graph)
-    return Lowering(graph, gaps, rewritten)
+    return Lowering(lowered, gaps, rewritten, plans)
 
 
 __all__ = [

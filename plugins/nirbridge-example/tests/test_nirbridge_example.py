@@ -16,15 +16,15 @@ import pytest
 from click.testing import CliRunner
 
 import nirbridge
-from nirbridge import plugins
+from nirbridge.backends import registry as plugins
 from nirbridge.cli import cli
-from nirbridge.convert import check, convert
+from nirbridge.conversion import check, convert
 from nirbridge.errors import GapError
-from nirbridge.graph import Graph
-from nirbridge.policy import Policy
+from nirbridge.ir import Graph
 from nirbridge.reference import simulate
+from nirbridge.semantics import Policy
 from nirbridge.testing import BackendConformance
-from nirbridge.verify import verify
+from nirbridge.verification import verify
 from nirbridge_example import ExampleBackend, ExampleNetwork
 
 F = np.float32
@@ -89,13 +89,13 @@ POLICY = Policy.preset("nir", dt=DT)
 def test_entry_point_is_declared_by_the_distribution():
     eps = [ep for ep in importlib.metadata.entry_points(group="nirbridge") if ep.name == "example"]
     assert len(eps) == 1
-    assert eps[0].value == "nirbridge_example"
+    assert eps[0].value == "nirbridge_example.plugin"
     assert eps[0].dist.name == "nirbridge-example"
 
 
 def test_registered_through_the_entry_point(entry_points):
     found = nirbridge.backends()
-    assert isinstance(found["example"], ExampleBackend)
+    assert found["example"].preset == "nir" and isinstance(nirbridge.get_backend("example"), ExampleBackend)
     assert plugins.distributions()["example"] == "nirbridge-example"
     assert "numpy" in found
     assert not [f for f in plugins.failures() if f.distribution == "nirbridge-example"]
@@ -178,13 +178,12 @@ def test_convert_applies_rewrites_and_matches_the_reference_spike_for_spike():
     np.testing.assert_allclose(ours.states["lif"]["v"], reference.states["lif"]["v"], rtol=1e-5, atol=1e-6)
 
 
-def test_from_nir_refuses_what_it_cannot_run():
-    backend = ExampleBackend()
-    with pytest.raises(GapError) as caught:
-        backend.from_nir(_graph(with_cubalif=True), policy=POLICY)  # not lowered: r != 1, AvgPool2d, CubaLIF
-    report = caught.value.report
-    assert sorted(g.node for g in report.unsupported) == ["cuba", "lif", "pool"]
-    assert "r = 1 only" in report["lif"].reason
+def test_what_it_cannot_run_is_refused_before_building():
+    p = nirbridge.plan(_graph(with_cubalif=True), ExampleBackend(), policy=POLICY)
+    assert [g.node for g in p.report.unsupported] == ["cuba"]  # r != 1 and AvgPool2d are rewritten
+    assert p.report["lif"].maps_to.startswith("Scale(r) + ") and "rewrite" in p.report["pool"].maps_to
+    with pytest.raises(GapError):
+        p.build(strict=False)
 
 
 def test_verify_agrees_with_the_reference(entry_points):

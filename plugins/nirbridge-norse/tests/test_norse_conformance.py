@@ -3,15 +3,16 @@ cells only (`native_only=True`); and what native-only mode reports for a non-Nor
 
 import warnings
 
-import nirbridge
 import numpy as np
 import pytest
+
+import nirbridge
+from nirbridge.compare import compare
 from nirbridge.errors import GapError
-from nirbridge.gaps import GapWarning
-from nirbridge.policy import Policy
 from nirbridge.reference import simulate
+from nirbridge.report import GapWarning
+from nirbridge.semantics import Policy
 from nirbridge.testing import BackendConformance, build_case
-from nirbridge.verify import compare
 from nirbridge_norse import NativeCell, NorseBackend, PolicyCell
 
 
@@ -28,7 +29,7 @@ class TestNorseNativeOnlyConformance(BackendConformance):
 
     def test_builds_stock_cells_only(self, case: str) -> None:
         policy = self._policy()
-        model = self._backend().from_nir(build_case(case, policy), policy=policy)
+        model = nirbridge.convert(build_case(case, policy), to=self._backend(), policy=policy)
         cells = [m for m in model.modules() if isinstance(m, (NativeCell, PolicyCell))]
         assert not any(isinstance(m, PolicyCell) for m in cells)
         neurons = [n for n, node in model.graph.nodes.items() if node.type in ("IF", "LI", "LIF", "CubaLI", "CubaLIF")]
@@ -65,7 +66,8 @@ def test_native_only_under_snntorch_preset_is_approximate_and_measured(case, neu
     # measured: the fraction of the node's spikes that differ from the reference on x
     with warnings.catch_warnings(record=True) as seen:
         warnings.simplefilter("always")
-        model, conv_report = nirbridge.convert(graph, to=backend, strict=False)
+        p = nirbridge.plan(graph, backend)
+        model, conv_report = p.build(strict=False), p.report
     assert any(issubclass(w.category, GapWarning) for w in seen)
     assert not conv_report.ok and {gp.node for gp in conv_report.approximate} >= set(neurons)
     assert all(isinstance(model.module(n), NativeCell) for n in neurons)

@@ -10,13 +10,14 @@ snn = pytest.importorskip("snntorch")
 pytest.importorskip("nirbridge_snntorch")
 
 import norse.torch as norse  # noqa: E402
-from nirbridge.plugins import get_backend  # noqa: E402
+
+from nirbridge.backends.registry import get_backend  # noqa: E402
 from nirbridge_norse import simulate_native  # noqa: E402
 from nirbridge_torch import run_sequence  # noqa: E402
 
 
 def _convert(*args, **kwargs):
-    from nirbridge.convert import convert
+    from nirbridge.conversion import convert
 
     return convert(*args, **kwargs)
 

@@ -3,18 +3,19 @@ the same spikes as Norse itself."""
 
 from __future__ import annotations
 
-import numpy as np
 import norse.torch as norse
+import numpy as np
 import pytest
 import torch
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
-from nirbridge import graph as g
-from nirbridge.errors import GapError
-from nirbridge.policy import Policy
-from nirbridge.reference import simulate
-from nirbridge_norse import NorseBackend, from_nir, simulate_native, to_nir
 from norse.torch.functional.reset import reset_subtract
+
+from nirbridge import ir as g
+from nirbridge.errors import GapError
+from nirbridge.reference import simulate
+from nirbridge.semantics import Policy
+from nirbridge_norse import NorseBackend, from_nir, simulate_native, to_nir
 
 F = np.float32
 
@@ -234,6 +235,6 @@ def test_round_trip_of_exported_graph_and_backend_export():
 
 
 def test_registered_as_plugin():
-    from nirbridge.plugins import get_backend
+    from nirbridge.backends.registry import get_backend
 
     assert get_backend("norse").name == "norse"

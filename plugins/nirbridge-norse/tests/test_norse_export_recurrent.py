@@ -4,16 +4,17 @@ spikes of the Norse module and follows its potentials; `from_nir` of that graph 
 
 from __future__ import annotations
 
-import numpy as np
 import norse.torch as norse
+import numpy as np
 import pytest
 import torch
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
-from nirbridge import graph as g
+
+from nirbridge import ir as g
 from nirbridge.errors import GapError
-from nirbridge.policy import Policy
 from nirbridge.reference import simulate
+from nirbridge.semantics import Policy
 from nirbridge_norse import NorseBackend, from_nir, simulate_native, to_nir
 from nirbridge_torch import run_sequence
 

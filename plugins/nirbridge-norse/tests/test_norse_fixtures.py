@@ -6,9 +6,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from nirbridge.policy import Policy
+
+from nirbridge.compare import compare
 from nirbridge.reference import simulate
-from nirbridge.verify import compare
+from nirbridge.semantics import Policy
 from nirbridge_norse import from_nir
 from nirbridge_torch import run_sequence
 

@@ -7,12 +7,14 @@ import pytest
 import torch
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
-from nirbridge import graph as g
+
+from nirbridge import ir as g
+from nirbridge.compare import compare
 from nirbridge.errors import GapError
-from nirbridge.policy import Policy
 from nirbridge.reference import simulate
-from nirbridge.verify import compare
+from nirbridge.semantics import Policy
 from nirbridge_norse import NativeCell, PolicyCell, from_nir
+from nirbridge_norse.build import probe_input
 from nirbridge_torch import run_sequence
 
 F = np.float32
@@ -186,7 +188,7 @@ def test_native_only_reports_measured_approximation():
     assert gap.measured is not None and 0 < gap.measured < 1
     assert type(model.module("n").cell).__name__ == "LIFBoxCell"
     # the measured fraction is what running both gives
-    x = from_nir.__globals__["probe_input"](graph)
+    x = probe_input(graph)
     a = run_sequence(model, x, record=("n",)).states["n"]["spikes"]
     b = simulate(graph, x, policy=policy, record=["n"]).states["n"]["spikes"]
     assert gap.measured == pytest.approx(float(np.mean(a != b)))

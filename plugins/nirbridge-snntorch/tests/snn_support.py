@@ -5,8 +5,9 @@ from __future__ import annotations
 import numpy as np
 import snntorch as snn
 import torch
+
+from nirbridge.compare import compare
 from nirbridge.result import SimulationResult
-from nirbridge.verify import compare
 
 
 class Loop(torch.nn.Module):

@@ -7,11 +7,12 @@ import pytest
 import snntorch as snn
 import torch
 import torch.nn as nn
-from nirbridge.errors import GapError, NirbridgeError
-from nirbridge.policy import Policy
-from nirbridge.reference import simulate
-from nirbridge_snntorch import export, from_nir, to_nir
 from snn_support import assert_fires, assert_matches
+
+from nirbridge.errors import GapError, NirbridgeError
+from nirbridge.reference import simulate
+from nirbridge.semantics import Policy
+from nirbridge_snntorch import export, from_nir, to_nir
 
 T, B = 30, 2
 

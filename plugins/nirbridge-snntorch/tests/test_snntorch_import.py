@@ -10,12 +10,13 @@ import snntorch as snn
 import torch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from nirbridge import graph as g
-from nirbridge.policy import Policy
+from snn_support import assert_fires, assert_matches
+
+from nirbridge import ir as g
 from nirbridge.reference import simulate
+from nirbridge.semantics import Policy, with_policy
 from nirbridge_snntorch import SnnTorchBackend, from_nir, graph_of, to_nir
 from nirbridge_torch.cells import PolicyNeuron
-from snn_support import assert_fires, assert_matches
 
 F = np.float32
 N_IN, N, T, B = 3, 5, 40, 2
@@ -167,7 +168,8 @@ def test_imported_model_trains_and_round_trips():
     graph = chain(neuron("CubaLIF", policy.dt, rng), rng, scale=0.35)
     model = from_nir(graph, policy=policy)
     assert graph_of(model) == graph
-    assert SnnTorchBackend().to_nir(model, policy=policy) == graph
+    exported, gaps = SnnTorchBackend().export(model, policy=policy)
+    assert gaps == [] and exported == with_policy(graph, policy)
     params = [p for p in model.parameters() if p.requires_grad]
     opt = torch.optim.SGD(params, lr=0.05)
     x = torch.as_tensor(inputs(rng))

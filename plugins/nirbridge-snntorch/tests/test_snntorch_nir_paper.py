@@ -8,11 +8,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 import snntorch as snn
-from nirbridge.io import load
-from nirbridge.policy import Policy
-from nirbridge.reference import simulate
-from nirbridge_snntorch import from_nir, graph_of
 from snn_support import assert_fires, assert_matches
+
+from nirbridge.io import load
+from nirbridge.reference import simulate
+from nirbridge.semantics import Policy
+from nirbridge_snntorch import from_nir, graph_of
 
 FIXTURES = Path(__file__).resolve().parents[4] / "shared" / "fixtures" / "nir-paper" / "03_rnn"
 CASES = {

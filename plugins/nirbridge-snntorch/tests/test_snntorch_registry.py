@@ -7,19 +7,20 @@ import pytest
 import snntorch as snn
 import torch
 import torch.nn as nn
+from snn_support import assert_fires, assert_matches
 
 import nirbridge
-from nirbridge import plugins
+from nirbridge.backends import registry as plugins
 from nirbridge.errors import GapError
 from nirbridge.reference import simulate
-from snn_support import assert_fires, assert_matches
 
 
 def test_entry_point_convert_both_ways(monkeypatch):
     monkeypatch.delenv(plugins.DISABLE_ENV, raising=False)
     plugins.reset()
     try:
-        backend = nirbridge.backends()["snntorch"]
+        assert nirbridge.backends()["snntorch"].preset == "snntorch"
+        backend = nirbridge.get_backend("snntorch")
         assert plugins.distributions()["snntorch"] == "nirbridge-snntorch"
         net = nn.Sequential(nn.Linear(3, 4), snn.Leaky(beta=0.8, init_hidden=True, threshold=0.5))
         with torch.no_grad():

@@ -8,10 +8,11 @@ import numpy as np
 import snntorch as snn
 import torch
 import torch.nn as nn
-from nirbridge.policy import Policy
-from nirbridge.reference import simulate
-from nirbridge_snntorch import from_nir, to_nir
 from snn_support import assert_fires, assert_matches
+
+from nirbridge.reference import simulate
+from nirbridge.semantics import Policy
+from nirbridge_snntorch import from_nir, to_nir
 
 N_IN, N_HID, N_OUT, T, B = 20, 16, 4, 25, 8
 

@@ -9,11 +9,12 @@ import pytest
 import torch
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
-from nirbridge.errors import GapError
-from nirbridge.policy import Policy
-from nirbridge.reference import simulate
-from nirbridge_snntorch import export, from_nir, to_nir
 from snn_support import Loop, assert_fires, assert_matches, make_neuron, native_result, run_native
+
+from nirbridge.errors import GapError
+from nirbridge.reference import simulate
+from nirbridge.semantics import Policy
+from nirbridge_snntorch import export, from_nir, to_nir
 
 N_IN, N, T, B = 3, 4, 30, 2
 KINDS = ["Leaky", "Synaptic", "RLeaky", "RLeaky-V", "RSynaptic", "RSynaptic-V", "Lapicque"]
@@ -197,10 +198,13 @@ def test_non_strict_convert_carries_export_approximations_into_the_report():
     with pytest.raises(GapError) as refused:
         nirbridge.convert(model, to="numpy", sample=x[:2])
     assert refused.value.report["lif"].status == "approximate"
+    p = nirbridge.plan(model, "numpy", sample=x[:2])
+    assert p.report["lif"].status == "approximate" and "reset_delay=False" in p.report["lif"].reason
     with pytest.warns(UserWarning):
-        converted, report = nirbridge.convert(model, to="numpy", sample=x[:2], strict=False)
-    assert report["lif"].status == "approximate" and "reset_delay=False" in report["lif"].reason
-    assert converted is not None
+        assert p.build(strict=False) is not None
     with pytest.warns(UserWarning):
-        graph, nir_report = nirbridge.convert(model, to="nir", sample=x[:2], strict=False)
-    assert nir_report["lif"].status == "approximate" and "lif" in graph.nodes
+        assert nirbridge.convert(model, to="numpy", sample=x[:2], strict=False) is not None
+    p = nirbridge.plan(model, "nir", sample=x[:2])
+    with pytest.warns(UserWarning):
+        graph = p.build(strict=False)
+    assert p.report["lif"].status == "approximate" and "lif" in graph.nodes

@@ -7,10 +7,11 @@ import pytest
 import torch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from nirbridge import graph as g
-from nirbridge.policy import Policy
+
+from nirbridge import ir as g
+from nirbridge.compare import compare
 from nirbridge.reference import simulate
-from nirbridge.verify import compare
+from nirbridge.semantics import Policy
 from nirbridge_torch import GraphModule, build_stateless, run_sequence
 from nirbridge_torch.cells import PolicyNeuron
 

@@ -6,9 +6,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from nirbridge import graph as g
-from nirbridge.policy import Policy
+
+from nirbridge import ir as g
 from nirbridge.reference import simulate
+from nirbridge.semantics import Policy
 from nirbridge_torch import GraphModule, build_stateless, export_stateless, run_sequence
 from nirbridge_torch.cells import PolicyNeuron
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import torch
 import torch.nn as nn
+
 from nirbridge_torch.tracing import Input, Opaque, Out, Stack, Sum, Term, trace
 
 

@@ -9,8 +9,8 @@ from __future__ import annotations
 import numpy as np
 
 from ..errors import PolicyError, Problem, SimulationError
-from ..graph import Delay
-from ..policy import Policy
+from ..ir import Delay
+from ..semantics import Policy
 
 Shape = tuple[int, ...]
 

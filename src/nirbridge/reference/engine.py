@@ -21,10 +21,10 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import PolicyError, Problem, SimulationError
-from ..graph import Delay, Graph, Input, Node
-from ..policy import Policy
+from ..errors import Problem, SimulationError
+from ..ir import Delay, Graph, Input, Node
 from ..result import SimulationResult
+from ..semantics import Policy, resolve_policy
 from ..topology import Schedule, flatten, schedule
 from . import layers
 from .delay import DelayLine
@@ -37,7 +37,7 @@ def simulate(
     graph: Graph,
     x: np.ndarray | Mapping[str, np.ndarray],
     *,
-    policy: Policy | None = None,
+    policy: Policy | str | None = None,
     record: Iterable[str] = (),
     dtype: Any = np.float32,
     time_batched: bool = True,
@@ -46,8 +46,10 @@ def simulate(
 
     x: an array (time, batch, *shape) for a graph with one Input node, or a dict mapping each
         Input node's name to such an array (all with the same time and batch sizes).
-    policy: the discretization (`nirbridge.Policy`); default: the policy stored in the graph's
-        metadata, else `Policy()`. Per-node and per-type overrides apply.
+    policy: the discretization (a `nirbridge.Policy` or a preset name); default: chosen as
+        every entry point chooses it (`nirbridge.semantics.resolve_policy`: the graph's metadata,
+        else the `nir` preset at the inferred dt). `result.policy` and `result.notes` say which
+        policy ran and why. Per-node and per-type overrides apply.
     record: node names (dotted inside nested graphs) whose states to return in
         `result.states[name]`: `v`, `I` (CubaLI, CubaLIF) and `spikes` (IF, LIF, CubaLIF) for
         neurons, `y` (the node's output) for every other node; each (time, batch, *shape).
@@ -60,7 +62,8 @@ def simulate(
     dtype = _check_dtype(dtype)
     if not isinstance(graph, Graph):
         raise SimulationError(problems=[Problem("graph", f"must be a nirbridge.Graph, got {type(graph).__name__} (use Graph.from_nir)")])
-    policy = _check_policy(policy, graph)
+    resolved = resolve_policy(graph, policy)
+    policy = resolved.policy
     flat = flatten(graph)
     plan = schedule(flat)
     wanted = _check_record(record, flat, graph)
@@ -79,7 +82,8 @@ def simulate(
     given = [values[name] for name in flat.inputs()]
     outputs = {name: _detach(values[name], given) for name in flat.outputs()}
     states = {name: {k: _detach(v, given) for k, v in _states(units[name], values[name]).items()} for name in wanted}
-    return SimulationResult(outputs=outputs, states=states)
+    notes = (f"policy {resolved.origin}", *resolved.notes)
+    return SimulationResult(outputs=outputs, states=states, policy=policy, notes=list(notes))
 
 
 def _detach(arr: np.ndarray, given: list[np.ndarray]) -> np.ndarray:
@@ -99,15 +103,6 @@ def _check_dtype(dtype: Any) -> np.dtype:
     if dt not in (np.dtype(np.float32), np.dtype(np.float64)):
         raise SimulationError(problems=[Problem("dtype", f"must be float32 or float64, got {dtype!r}")])
     return dt
-
-
-def _check_policy(policy: Policy | None, graph: Graph) -> Policy:
-    if policy is None:
-        policy = Policy.from_metadata(graph.metadata) or Policy()
-    elif not isinstance(policy, Policy):
-        raise PolicyError(problems=[Problem("policy", f"must be a nirbridge.Policy, got {type(policy).__name__}")])
-    policy.check(graph)
-    return policy
 
 
 def _check_record(record: Iterable[str] | None, flat: Graph, graph: Graph) -> tuple[str, ...]:

@@ -18,23 +18,23 @@ import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
 from ..errors import Problem, SimulationError
-from ..graph import (
+from ..ir import (
     Affine,
     AvgPool2d,
+    Conv,
     Conv1d,
     Conv2d,
     Flatten,
     Linear,
     Node,
     Output,
+    Pool2d,
     Scale,
     ShapeError,
     SumPool2d,
     Threshold,
-    _ConvBase,
-    _Pool2d,
 )
-from ..policy import Policy
+from ..semantics import Policy
 
 Shape = tuple[int, ...]
 Map = Callable[[np.ndarray], np.ndarray]
@@ -86,9 +86,9 @@ def build(name: str, node: Node, policy: Policy, in_shape: Shape, dtype) -> tupl
         except ShapeError as exc:
             raise _error(name, "start_dim", str(exc)) from None
         return (lambda x: x.reshape((x.shape[0],) + out_shape)), out_shape
-    if isinstance(node, _ConvBase):
+    if isinstance(node, Conv):
         return _conv(name, node, in_shape, dtype)
-    if isinstance(node, _Pool2d):
+    if isinstance(node, Pool2d):
         return _pool(name, node, in_shape, dtype)
     raise _error(name, "", f"{node.type} is not a stateless node")
 
@@ -114,7 +114,7 @@ def _affine(name: str, node: Affine | Linear, in_shape: Shape, dtype) -> tuple[M
     return affine, out_shape
 
 
-def _conv(name: str, node: _ConvBase, in_shape: Shape, dtype) -> tuple[Map, Shape]:
+def _conv(name: str, node: Conv, in_shape: Shape, dtype) -> tuple[Map, Shape]:
     """Convolution as im2col + one (grouped) GEMM: windows of the padded input become rows of
     (samples x output positions, channels x kernel) and meet the weight in one matmul."""
     nd = node.ndim
@@ -169,7 +169,7 @@ def _conv(name: str, node: _ConvBase, in_shape: Shape, dtype) -> tuple[Map, Shap
     return conv, (c_out,) + out_spatial
 
 
-def _pool(name: str, node: _Pool2d, in_shape: Shape, dtype) -> tuple[Map, Shape]:
+def _pool(name: str, node: Pool2d, in_shape: Shape, dtype) -> tuple[Map, Shape]:
     """Sum (or mean) over each window, as a fixed-order sum of strided slices of the zero-padded
     input (one vectorised add per kernel offset)."""
     if len(in_shape) != 3:

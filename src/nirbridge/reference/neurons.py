@@ -19,7 +19,7 @@ the reset, with z as 0/1 (for finite v the same values as "where z"):
 applied right after the test (`immediate`) or in step k+1 after its decay and input
 (`next_step`, with z = z[k-1]).
 
-Constants are computed in float64 (through `nirbridge.policy`) and rounded once to the
+Constants are computed in float64 (through `nirbridge.semantics`) and rounded once to the
 simulation dtype; each update is rounded after every operation (no fused multiply-add).
 States start at zero.
 """
@@ -29,8 +29,8 @@ from __future__ import annotations
 import numpy as np
 
 from ..errors import Problem, SimulationError
-from ..graph import IF, LI, LIF, CubaLI, CubaLIF, I, Node
-from ..policy import Policy, step_constants
+from ..ir import IF, LI, LIF, CubaLI, CubaLIF, I, Node
+from ..semantics import Policy, step_constants
 
 NEURONS = (I, IF, LI, LIF, CubaLI, CubaLIF)
 Shape = tuple[int, ...]

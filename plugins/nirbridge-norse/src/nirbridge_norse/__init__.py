@@ -1,15 +1,26 @@
 """nirbridge backend for Norse: `to_nir` exports Norse models, `from_nir` builds Norse models
-from NIR graphs that emit the same spikes as the NumPy reference under the graph's policy."""
+from NIR graphs that emit the same spikes as the NumPy reference under the graph's policy.
 
-import warnings
+The names below load on first use, so that the plugin's entry point (`nirbridge_norse.plugin`)
+imports neither torch nor Norse.
+"""
 
-with warnings.catch_warnings():  # Norse 1.1 decorates with torch.jit.script, deprecated in torch 2.14
-    warnings.filterwarnings("ignore", message=r"`torch.jit.script` is deprecated", category=FutureWarning)
-    import norse.torch  # noqa: F401
+from importlib import import_module
 
-from .backend import NorseBackend, simulate_native  # noqa: E402
-from .build import NorseGraph, from_nir  # noqa: E402
-from .cells import NativeCell, PolicyCell  # noqa: E402
-from .export import to_nir  # noqa: E402
+_LAZY = {
+    "NorseBackend": "backend",
+    "simulate_native": "backend",
+    "from_nir": "backend",
+    "NorseGraph": "build",
+    "NativeCell": "cells",
+    "PolicyCell": "cells",
+    "to_nir": "export",
+}
+__all__ = sorted(_LAZY)
 
-__all__ = ["NativeCell", "NorseBackend", "NorseGraph", "PolicyCell", "from_nir", "simulate_native", "to_nir"]
+
+def __getattr__(name: str):
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'nirbridge_norse' has no attribute {name!r}")
+    return getattr(import_module(f".{module}", __name__), name)

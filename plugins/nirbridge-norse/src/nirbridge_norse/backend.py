@@ -6,66 +6,78 @@ from typing import Any, ClassVar
 
 import numpy as np
 import torch
-from nirbridge import graph as g
-from nirbridge.backend import Backend, Support
-from nirbridge.graph import Graph, Node
-from nirbridge.policy import Policy
+
+from nirbridge import ir as g
+from nirbridge import plan
+from nirbridge.backends.base import Backend, BuildPlan, Handler, Support
+from nirbridge.ir import Graph
 from nirbridge.result import SimulationResult
+from nirbridge.semantics import Policy
 
 from . import build, export
 from .cells import native_reason
 
-_exact = lambda maps_to, reason="": Support("exact", maps_to=maps_to, reason=reason)  # noqa: E731
+
+def _handler(maps_to: str, *, native_only: bool) -> Handler:
+    def plan(name, node, policy, graph):
+        return build.plan_node(name, node, policy, native_only=native_only)
+
+    return Handler(Support("exact", maps_to=maps_to), plan=plan)
+
+
+_DECLARED = {
+    "Affine": "torch.nn.Linear",
+    "Linear": "torch.nn.Linear (no bias)",
+    "Scale": "Scale module",
+    "Conv1d": "torch.nn.Conv1d",
+    "Conv2d": "torch.nn.Conv2d",
+    "Flatten": "torch.nn.Flatten",
+    "SumPool2d": "sum pooling (avg_pool2d, divisor 1)",
+    "AvgPool2d": "torch.nn.AvgPool2d",
+    "Threshold": "Threshold module",
+    "Delay": "Delay module (ring buffer, delay/dt steps)",
+    "I": "PolicyCell (Norse has no plain integrator)",
+    "IF": "norse.torch.IAFCell (+ Scale for r, dt); PolicyCell for subtract reset",
+    "LI": "norse.torch.LIBoxCell (+ Scale for r)",
+    "LIF": "norse.torch.LIFBoxCell (+ Scale for r); reset_subtract",
+    "CubaLI": "norse.torch.LICell (+ Scale for w_in, r)",
+    "CubaLIF": "norse.torch.LIFCell (+ Scale for w_in, r)",
+}
 
 
 class NorseBackend(Backend):
     """Norse 1.1 models <-> NIR. `native_only=True` builds stock Norse cells only and reports
-    the policies Norse lacks as approximate (measured); the default builds exact cells on
-    Norse's functional API for them."""
+    the policies Norse lacks as approximate, measured on `probe` (a generated input when None);
+    the default builds exact cells on Norse's functional API for them."""
 
     name: ClassVar[str] = "norse"
     preset: ClassVar[str] = "norse"
     description: ClassVar[str] = "Norse (norse.torch) cells and torch layers"
-    support: ClassVar[dict[str, Support]] = {
-        "Affine": _exact("torch.nn.Linear"),
-        "Linear": _exact("torch.nn.Linear (no bias)"),
-        "Scale": _exact("Scale module"),
-        "Conv1d": _exact("torch.nn.Conv1d"),
-        "Conv2d": _exact("torch.nn.Conv2d"),
-        "Flatten": _exact("torch.nn.Flatten"),
-        "SumPool2d": _exact("sum pooling (avg_pool2d, divisor 1)"),
-        "AvgPool2d": _exact("torch.nn.AvgPool2d"),
-        "Threshold": _exact("Threshold module"),
-        "Delay": _exact("Delay module (ring buffer, delay/dt steps)"),
-        "I": _exact("PolicyCell (Norse has no plain integrator)"),
-        "IF": _exact("norse.torch.IAFCell (+ Scale for r, dt); PolicyCell for subtract reset"),
-        "LI": _exact("norse.torch.LIBoxCell (+ Scale for r)"),
-        "LIF": _exact("norse.torch.LIFBoxCell (+ Scale for r); reset_subtract"),
-        "CubaLI": _exact("norse.torch.LICell (+ Scale for w_in, r)"),
-        "CubaLIF": _exact("norse.torch.LIFCell (+ Scale for w_in, r)"),
-        "NIRGraph": _exact("nested graph run by the shared executor (cycles one step late)"),
-    }
 
-    def __init__(self, native_only: bool = False):
+    def __init__(self, native_only: bool = False, probe=None):
         self.native_only = native_only
+        self.probe = probe
+        declared = dict(_DECLARED)
         if native_only:  # stock cells only: no integrator, no policy cells
-            self.support = type(self).support | {
-                "I": Support("unsupported", reason="Norse has no plain integrator (I) and native_only builds stock Norse cells only",
-                             suggestion="convert with native_only=False"),
-                "IF": _exact("norse.torch.IAFCell (+ Scale for r, dt)"),
-            }
+            declared["IF"] = "norse.torch.IAFCell (+ Scale for r, dt)"
+        self.handlers = {t: _handler(m, native_only=native_only) for t, m in declared.items()}
+        if native_only:
+            self.handlers["I"] = Handler(
+                Support("unsupported", reason="Norse has no plain integrator (I) and native_only builds stock Norse cells only",
+                        suggestion="convert with native_only=False"),
+                plan=self.handlers["I"].plan,
+            )
+
+    def build(self, plan: BuildPlan) -> build.NorseGraph:
+        return build.build_model(plan, native_only=self.native_only, probe=self.probe)
 
     def accepts(self, obj: Any) -> bool:
         if isinstance(obj, build.NorseGraph):
             return True
         return isinstance(obj, torch.nn.Module) and any(export.is_norse_module(m) for m in obj.modules())
 
-    def to_nir(self, obj: Any, *, policy: Policy | None = None, sample: Any = None) -> Graph:
-        return export.to_nir(obj, policy=policy, sample=sample)
-
-    def from_nir(self, graph: Graph, *, policy: Policy | None = None, native_only: bool | None = None, probe=None) -> build.NorseGraph:
-        native = self.native_only if native_only is None else native_only
-        return build.from_nir(graph, policy=policy, native_only=native, probe=probe)
+    def export(self, obj: Any, *, policy: Policy | None = None, sample: Any = None):
+        return export.to_nir(obj, policy=policy, sample=sample), []
 
     def simulate(self, native: Any, x: np.ndarray, *, record: tuple[str, ...] = ()) -> SimulationResult:
         from nirbridge_torch import GraphModule, run_sequence
@@ -73,10 +85,6 @@ class NorseBackend(Backend):
         if isinstance(native, GraphModule):
             return run_sequence(native, x, record=record)
         return simulate_native(native, x)
-
-    def node_support(self, name: str, node: Node, *, policy: Policy) -> Support:
-        gap = build.plan_node(name, node, policy, native_only=self.native_only)
-        return Support(gap.status, maps_to=gap.maps_to, reason=gap.reason, suggestion=gap.suggestion)
 
     def supports_policy(self, policy: Policy, graph: Graph | None = None) -> Support:
         if not self.native_only:
@@ -101,6 +109,14 @@ class NorseBackend(Backend):
             reason="; ".join(f"{why} ({'nodes' if graph is not None else 'for'} {', '.join(dict.fromkeys(who))})" for why, who in found.items()),
             suggestion="convert with native_only=False for exact cells",
         )
+
+
+def from_nir(graph: Graph, *, policy: Policy | None = None, native_only: bool = False, probe=None) -> build.NorseGraph:
+    """The Norse model of `graph` under `policy` (default: the graph's own, else the `norse`
+    preset). `GapError` lists every node that cannot be built. With `native_only`, stock Norse
+    cells only: what they only approximate is reported in `model.report`, measured on `probe`."""
+    backend = NorseBackend(native_only=native_only, probe=probe)
+    return plan(graph, backend, source=backend, policy=policy).build(strict=False, warn=False)
 
 
 def simulate_native(model: torch.nn.Module, x: np.ndarray) -> SimulationResult:

@@ -11,11 +11,13 @@ and the differences are reported as approximate.
 from __future__ import annotations
 
 import numpy as np
-import torch
-from nirbridge import graph as g
-from nirbridge.errors import GapError, PolicyError
-from nirbridge.gaps import Gap, GapReport
-from nirbridge.policy import Policy
+
+from nirbridge import convert
+from nirbridge import ir as g
+from nirbridge.backends.base import BuildPlan, NodePlan, Support
+from nirbridge.errors import PolicyError
+from nirbridge.report import Gap, GapReport
+from nirbridge.semantics import Policy
 from nirbridge.topology import flatten
 from nirbridge_torch import GraphModule, build_stateless
 
@@ -46,13 +48,9 @@ class NorseGraph(GraphModule):
         self.source_graph = source_graph
 
 
-def plan_node(name: str, node: g.Node, policy: Policy, *, native_only: bool) -> Gap:
-    """How one (flat) node is carried: exact with a stock Norse cell, exact with a policy
-    cell, approximate (native_only), or unsupported."""
-    if isinstance(node, (g.Input, g.Output)):
-        return Gap(name, node.type, "exact", maps_to=f"{node.type.lower()} of the model")
-    if isinstance(node, g.Graph):
-        return Gap(name, node.type, "exact", maps_to="nested graph, run by the shared executor")
+def plan_node(name: str, node: g.Node, policy: Policy, *, native_only: bool) -> NodePlan:
+    """How one (flat) node is carried under its effective `policy`: exact with a stock Norse
+    cell, exact with a policy cell, approximate (native_only), or unsupported."""
     if isinstance(node, STATELESS):
         if isinstance(node, g.Delay):
             try:
@@ -60,54 +58,29 @@ def plan_node(name: str, node: g.Node, policy: Policy, *, native_only: bool) -> 
 
                 delay_steps(node, policy.dt, name)
             except PolicyError as exc:
-                return Gap(name, node.type, "unsupported", reason=str(exc), suggestion="choose a dt that divides every delay")
-        return Gap(name, node.type, "exact", maps_to=STATELESS_MAPS[node.type])
+                return NodePlan(name, node, policy, Support("unsupported", reason=str(exc), suggestion="choose a dt that divides every delay"))
+        return NodePlan(name, node, policy, Support("exact", maps_to=STATELESS_MAPS[node.type]),
+                        lambda: build_stateless(node, policy=policy, name=name))
     if isinstance(node, NEURONS):
-        eff = policy.for_node(name, node.type)
-        why = native_reason(node, eff)
+        why = native_reason(node, policy)
         if not why:
-            return Gap(name, node.type, "exact", maps_to=NATIVE_CELL[node.type])
+            return NodePlan(name, node, policy, Support("exact", maps_to=NATIVE_CELL[node.type]), lambda: NativeCell(node, policy))
         if native_only:
             if isinstance(node, g.I):
-                return Gap(name, node.type, "unsupported", reason="Norse has no plain integrator (I)", suggestion="convert with native_only=False")
-            return Gap(name, node.type, "approximate", maps_to=NATIVE_CELL[node.type], reason=why,
-                       suggestion="convert with native_only=False for an exact cell")
-        return Gap(name, node.type, "exact", maps_to=POLICY_CELL, reason=f"not native to Norse: {why}")
-    return Gap(name, node.type, "unsupported", reason=f"norse has no {node.type} node")
+                return NodePlan(name, node, policy, Support("unsupported", reason="Norse has no plain integrator (I)", suggestion="convert with native_only=False"))
+            support = Support("approximate", maps_to=NATIVE_CELL[node.type], reason=why, suggestion="convert with native_only=False for an exact cell")
+            return NodePlan(name, node, policy, support, lambda: NativeCell(node, policy))
+        return NodePlan(name, node, policy, Support("exact", maps_to=POLICY_CELL, reason=f"not native to Norse: {why}"), lambda: PolicyCell(node, policy))
+    return NodePlan(name, node, policy, Support("unsupported", reason=f"norse has no {node.type} node"))
 
 
-def build_module(name: str, node: g.Node, policy: Policy, *, native_only: bool) -> torch.nn.Module:
-    if isinstance(node, STATELESS):
-        return build_stateless(node, policy=policy.for_node(name, node.type), name=name)
-    eff = policy.for_node(name, node.type)
-    if isinstance(node, g.I) or (native_reason(node, eff) and not native_only):
-        return PolicyCell(node, eff)
-    return NativeCell(node, eff)
-
-
-def from_nir(graph: g.Graph, *, policy: Policy | None = None, native_only: bool = False, probe=None) -> NorseGraph:
-    """Build the Norse model of `graph` under `policy` (default: the policy in the graph's
-    metadata, else the `norse` preset). Raises `GapError` listing every node that cannot be
-    built. With `native_only`, stock Norse cells only; nodes whose policy Norse lacks are
-    `approximate`, measured on `probe` (or a generated input) against the exact model."""
-    if not isinstance(graph, g.Graph):
-        graph = g.Graph.from_nir(graph)
-    if policy is None:
-        policy = Policy.from_metadata(graph.metadata) or Policy.preset("norse")
-    flat = flatten(graph)
-    gaps = [plan_node(name, node, policy, native_only=native_only) for name, node in flat.nodes.items()]
-    report = GapReport(gaps, source="nir", target="norse", policy=policy,
-                       notes=[f"dt={policy.dt:g} s; {'stock Norse cells only' if native_only else 'exact mode'}"])
-    if report.unsupported:
-        raise GapError(report)
-    modules = {
-        name: build_module(name, node, policy, native_only=native_only)
-        for name, node in flat.nodes.items()
-        if not isinstance(node, (g.Input, g.Output))
-    }
-    model = NorseGraph(flat, modules, policy=policy, report=report, source_graph=graph)
-    if native_only and report.approximate:
-        measure(model, graph, policy, probe)
+def build_model(plan: BuildPlan, *, native_only: bool, probe=None) -> NorseGraph:
+    """The Norse model of a plan. With `native_only`, the approximate nodes get `measured` in
+    the plan's report: how many of their spikes differ from the exact model on `probe`."""
+    modules = {name: p.build() for name, p in plan.nodes.items() if p.build is not None}
+    model = NorseGraph(plan.graph, modules, policy=plan.policy, report=plan.report, source_graph=plan.source)
+    if native_only and plan.report.approximate:
+        measure(model, plan.graph, plan.policy, probe)
     return model
 
 
@@ -125,7 +98,9 @@ def measure(model: NorseGraph, graph: g.Graph, policy: Policy, probe=None) -> No
 
     x = probe_input(graph) if probe is None else np.asarray(probe)
     names = [gap.node for gap in model.report.approximate if gap.node_type in ("IF", "LIF", "CubaLIF")]
-    exact = from_nir(graph, policy=policy, native_only=False)
+    from .backend import NorseBackend
+
+    exact = convert(graph, to=NorseBackend(), policy=policy)
     ours = run_sequence(model, x, record=names)
     want = run_sequence(exact, x, record=names)
     gaps = []

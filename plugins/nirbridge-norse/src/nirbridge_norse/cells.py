@@ -22,12 +22,19 @@ with the equations of docs/semantics.md, using Norse's `threshold` (surrogate gr
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import torch
-from nirbridge import graph as g
-from nirbridge.policy import Policy, current_gain, step_constants
+
+with warnings.catch_warnings():  # Norse 1.1 decorates with torch.jit.script, deprecated in torch 2.14
+    warnings.filterwarnings("ignore", message=r"`torch.jit.script` is deprecated", category=FutureWarning)
+    import norse.torch  # noqa: F401
 from norse.torch.functional.reset import reset_subtract, reset_value
 from norse.torch.functional.threshold import threshold as norse_threshold
+
+from nirbridge import ir as g
+from nirbridge.semantics import Policy, current_gain, step_constants
 
 SPIKING = (g.IF, g.LIF, g.CubaLIF)
 CURRENT_BASED = (g.CubaLI, g.CubaLIF)
@@ -187,7 +194,7 @@ class PolicyCell(_Stateful):
         z[k] = Theta(v[k] - v_th)      (Norse `threshold`; `ge` also fires at v == v_th)
         reset with Norse `reset_value` / `reset_subtract`, in step k (immediate) or k+1 (next_step)
 
-    with the constants of `nirbridge.policy.step_constants`, shared with the reference."""
+    with the constants of `nirbridge.semantics.step_constants`, shared with the reference."""
 
     def __init__(self, node: g.Node, policy: Policy):
         super().__init__()

@@ -33,10 +33,11 @@ from typing import Any
 
 import numpy as np
 import torch
-from nirbridge import graph as g
+
+from nirbridge import ir as g
 from nirbridge.errors import GapError, NirbridgeError
-from nirbridge.gaps import Gap, GapReport
-from nirbridge.policy import Policy, unit_gain
+from nirbridge.report import Gap, GapReport
+from nirbridge.semantics import Policy, unit_gain
 from nirbridge_torch import export_stateless
 
 THRESHOLD_METHODS = ("super", "heaviside", "triangle", "tanh", "circ", "heavi_erfc")

@@ -4,10 +4,26 @@
     graph = to_nir(net, sample=x)                     # snnTorch model -> Graph
     model = from_nir(graph, policy=Policy.preset("snntorch"))
     out = model.run(x_seq, record=["lif1"])           # (time, batch, ...) -> SimulationResult
+
+The names below load on first use, so that the plugin's entry point (`nirbridge_snntorch.plugin`)
+imports neither torch nor snnTorch.
 """
 
-from .backend import SnnTorchBackend
-from .export import export, to_nir
-from .importer import SnnTorchGraphModule, from_nir, graph_of
+from importlib import import_module
 
-__all__ = ["SnnTorchBackend", "SnnTorchGraphModule", "export", "from_nir", "graph_of", "to_nir"]
+_LAZY = {
+    "SnnTorchBackend": "backend",
+    "from_nir": "backend",
+    "export": "exporter",
+    "to_nir": "exporter",
+    "SnnTorchGraphModule": "importer",
+    "graph_of": "importer",
+}
+__all__ = sorted(_LAZY)
+
+
+def __getattr__(name: str):
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'nirbridge_snntorch' has no attribute {name!r}")
+    return getattr(import_module(f".{module}", __name__), name)

@@ -13,18 +13,15 @@ from __future__ import annotations
 
 import numpy as np
 import torch
-from nirbridge import graph as g
-from nirbridge.errors import GapError
-from nirbridge.gaps import Gap, GapReport
-from nirbridge.policy import Policy, current_gain, tau_from_decay
-from nirbridge.topology import flatten
-from nirbridge_torch import GraphModule, build_stateless
+
+from nirbridge import ir as g
+from nirbridge.backends.base import BuildPlan, NodePlan, Support
+from nirbridge.report import GapReport
+from nirbridge.semantics import Policy, current_gain, tau_from_decay
+from nirbridge_torch import GraphModule
 from nirbridge_torch.cells import PolicyNeuron
 
-from .neurons import SnnTorchNeuron, build_native, native_plan
-
-NEURON_TYPES = ("I", "IF", "LI", "LIF", "CubaLI", "CubaLIF")
-STATELESS = ("Affine", "Linear", "Scale", "Conv1d", "Conv2d", "Flatten", "SumPool2d", "AvgPool2d", "Threshold", "Delay")
+from .neurons import UNIT_TOL, SnnTorchNeuron, build_native, native_plan
 
 
 class SnnTorchGraphModule(GraphModule):
@@ -82,65 +79,67 @@ def _recurrent_module(node: g.Node, shape) -> torch.nn.Module | torch.Tensor | N
     return None
 
 
-def plan_graph(graph: g.Graph, policy: Policy):
-    """(flat graph, modules, collapsed, gaps): what `from_nir` builds, and one Gap per node."""
-    flat = flatten(graph)
-    shapes = flat.shapes()
-    modules: dict[str, torch.nn.Module] = {}
-    gaps: list[Gap] = []
-    collapsed: dict[str, str] = {}
-    for name, node in flat.nodes.items():
-        if node.type in ("Input", "Output"):
+CELL = "torch cell stepping the policy (not an snnTorch module)"
+
+
+def plan_neuron(name: str, node: g.Node, policy: Policy, graph: g.Graph) -> NodePlan:
+    """A real snnTorch neuron where snnTorch computes the node's policy (`native_plan`), else
+    the policy cell."""
+    native = native_plan(node, policy)
+    if native.problem:
+        return NodePlan(name, node, policy, Support("exact", maps_to=CELL, reason=native.problem), lambda: PolicyNeuron(node, policy))
+    return NodePlan(name, node, policy, Support("exact", maps_to=_native_text(native)), lambda: build_native(native), detail=native)
+
+
+def _native_text(native, recurrence: str | None = None) -> str:
+    text = native.text if recurrence is None else native.text.replace("Leaky", "RLeaky").replace("Synaptic", "RSynaptic")
+    extra = []
+    if native.gain is not None and not np.allclose(native.gain, 1, rtol=0, atol=UNIT_TOL):
+        extra.append("input gain")
+    if native.bias is not None and np.any(native.bias):
+        extra.append("v_leak as input bias")
+    if recurrence is not None:
+        extra.append(f"recurrence {recurrence}")
+    return text + (f" ({', '.join(extra)})" if extra else "")
+
+
+def collapse_recurrences(graph: g.Graph, plans: dict[str, NodePlan]) -> dict[str, NodePlan]:
+    """Plans where a native neuron whose only recurrence is one bias-free Linear, Conv2d
+    ('same', stride 1) or Scale node (reading only the neuron, feeding only it) becomes an
+    RLeaky/RSynaptic holding that layer; the layer's own plan then builds nothing."""
+    shapes = None
+    plans = dict(plans)
+    for name, plan in list(plans.items()):
+        native = plan.detail
+        if native is None or getattr(native, "cls", None) is None:
             continue
-        eff = policy.for_node(name, node.type)
-        if node.type in NEURON_TYPES:
-            plan = native_plan(node, eff)
-            if plan.problem:
-                modules[name] = PolicyNeuron(node, eff)
-                gaps.append(Gap(name, node.type, "exact", maps_to="torch cell stepping the policy (not an snnTorch module)",
-                                reason=plan.problem))
-                continue
-            rec_name = _recurrence(flat, name)
-            unit = plan.gain is None or np.allclose(plan.gain, 1, rtol=0, atol=1e-6)
-            no_bias = plan.bias is None or not np.any(plan.bias)
-            rec = None
-            if rec_name is not None and unit and no_bias and not (plan.cls.__name__ == "Synaptic" and not plan.kwargs["reset_delay"]):
-                rec = _recurrent_module(flat.nodes[rec_name], shapes[name][0])  # RSynaptic ignores reset_delay=False
-            modules[name] = build_native(plan, rec)
-            text = plan.text if rec is None else plan.text.replace("Leaky", "RLeaky").replace("Synaptic", "RSynaptic")
-            extra = []
-            if modules[name].gain is not None:
-                extra.append("input gain")
-            if modules[name].bias is not None:
-                extra.append("v_leak as input bias")
-            if rec is not None:
-                collapsed[rec_name] = name
-                extra.append(f"recurrence {rec_name}")
-            gaps.append(Gap(name, node.type, "exact", maps_to=text + (f" ({', '.join(extra)})" if extra else "")))
-        elif node.type in STATELESS:
-            modules[name] = build_stateless(node, policy=eff, name=name)
-            gaps.append(Gap(name, node.type, "exact", maps_to=type(modules[name]).__name__))
-        else:
-            gaps.append(Gap(name, node.type, "unsupported", reason=f"snntorch backend has no {node.type} node"))
-    for rec_name in collapsed:
-        modules.pop(rec_name, None)
-        for gap in list(gaps):
-            if gap.node == rec_name:
-                gaps[gaps.index(gap)] = Gap(rec_name, gap.node_type, "exact", maps_to=f"recurrent layer of {collapsed[rec_name]}")
+        rec_name = _recurrence(graph, name)
+        unit = native.gain is None or np.allclose(native.gain, 1, rtol=0, atol=UNIT_TOL)
+        no_bias = native.bias is None or not np.any(native.bias)
+        if rec_name is None or not unit or not no_bias or (native.cls.__name__ == "Synaptic" and not native.kwargs["reset_delay"]):
+            continue  # RSynaptic ignores reset_delay=False
+        shapes = shapes or graph.shapes()
+        rec = _recurrent_module(graph.nodes[rec_name], shapes[name][0])
+        if rec is None:
+            continue
+        plans[name] = NodePlan(name, plan.node, plan.policy, Support("exact", maps_to=_native_text(native, rec_name)),
+                               lambda native=native, rec=rec: build_native(native, rec), detail=native)
+        owner = plans[rec_name]
+        plans[rec_name] = NodePlan(rec_name, owner.node, owner.policy, Support("exact", maps_to=f"recurrent layer of {name}"), None, detail=name)
+    return plans
+
+
+def build_model(plan: BuildPlan) -> SnnTorchGraphModule:
+    """The model of a plan: each node's piece, recurrences held by their neurons."""
+    graph = plan.graph
+    collapsed = {n: p.detail for n, p in plan.nodes.items() if p.build is None and isinstance(p.detail, str)}
+    modules = {n: p.build() for n, p in plan.nodes.items() if p.build is not None}
+    flat = graph
     if collapsed:
-        kept = {n: v for n, v in flat.nodes.items() if n not in collapsed}
-        edges = [(s, d) for s, d in flat.edges if s not in collapsed and d not in collapsed]
-        flat = g.Graph.model_construct(nodes=kept, edges=edges, metadata=dict(flat.metadata), type="NIRGraph")
-    return flat, modules, collapsed, gaps
-
-
-def from_nir(graph: g.Graph, *, policy: Policy) -> SnnTorchGraphModule:
-    """Build the model; `GapError` with the full report when any node cannot be built."""
-    flat, modules, collapsed, gaps = plan_graph(graph, policy)
-    report = GapReport(gaps, source="nir", target="snntorch", policy=policy)
-    if report.unsupported:
-        raise GapError(report)
-    return SnnTorchGraphModule(flat, modules, source=graph, policy=policy, collapsed=collapsed, report=report)
+        kept = {n: v for n, v in graph.nodes.items() if n not in collapsed}
+        edges = [(s, d) for s, d in graph.edges if s not in collapsed and d not in collapsed]
+        flat = g.Graph.model_construct(nodes=kept, edges=edges, metadata=dict(graph.metadata), type="NIRGraph")
+    return SnnTorchGraphModule(flat, modules, source=plan.source, policy=plan.policy, collapsed=collapsed, report=plan.report)
 
 
 # ----------------------------------------------------------------------------- back to NIR

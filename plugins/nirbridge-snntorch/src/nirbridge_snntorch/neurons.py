@@ -23,8 +23,9 @@ from dataclasses import dataclass
 import numpy as np
 import snntorch as snn
 import torch
-from nirbridge import graph as g
-from nirbridge.policy import Policy, current_gain, decay
+
+from nirbridge import ir as g
+from nirbridge.semantics import Policy, current_gain, decay
 
 #: gains within this of 1 are treated as 1 (the float32 rounding of tau/dt * dt/tau)
 UNIT_TOL = 1e-6

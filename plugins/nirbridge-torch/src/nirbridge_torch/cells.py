@@ -22,8 +22,9 @@ from __future__ import annotations
 
 import numpy as np
 import torch
-from nirbridge import graph as g
-from nirbridge.policy import Policy
+
+from nirbridge import ir as g
+from nirbridge.semantics import Policy
 
 #: node types the cell runs, and whether they spike
 SPIKING = {"IF": True, "LIF": True, "CubaLIF": True, "I": False, "LI": False, "CubaLI": False}

@@ -13,7 +13,8 @@ from collections.abc import Mapping
 
 import numpy as np
 import torch
-from nirbridge.graph import Graph, Input, Output
+
+from nirbridge.ir import Graph, Input, Output
 from nirbridge.result import SimulationResult
 from nirbridge.topology import flatten, schedule
 

@@ -10,9 +10,10 @@ from __future__ import annotations
 import numpy as np
 import torch
 import torch.nn.functional as F
-from nirbridge import graph as g
+
+from nirbridge import ir as g
 from nirbridge.errors import PolicyError
-from nirbridge.policy import Policy
+from nirbridge.semantics import Policy
 
 
 def _tensor(array) -> torch.Tensor:

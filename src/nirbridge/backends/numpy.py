@@ -1,8 +1,7 @@
 """The built-in backend `numpy`: the NumPy reference simulator as a backend.
 
 Its native model is a `NumpyModel` (a graph plus the policy it runs under); it runs every
-NIR primitive under every policy, so everything is exact. Registered directly by the
-registry (so it survives NIRBRIDGE_DISABLE_PLUGINS=1) and declared as the core's entry point.
+NIR primitive under every policy, so everything is exact.
 """
 
 from __future__ import annotations
@@ -12,11 +11,11 @@ from typing import Any
 
 import numpy as np
 
-from .backend import Backend, Support
-from .graph import NODE_TYPES, Graph
-from .hookspecs import hookimpl
-from .policy import Policy
-from .result import SimulationResult
+from ..ir import NODE_TYPES, Graph
+from ..reference import simulate
+from ..result import SimulationResult
+from ..semantics import Policy, with_policy
+from .base import Backend, BuildPlan, Support, exact
 
 
 @dataclass(frozen=True)
@@ -31,31 +30,19 @@ class NumpyBackend(Backend):
     name = "numpy"
     preset = "nir"
     description = "NumPy reference simulator (the oracle every backend is tested against)"
-    support = {t: Support("exact", maps_to=f"reference {t}") for t in NODE_TYPES}
+    handlers = {t: exact(f"reference {t}") for t in NODE_TYPES}
+
+    def build(self, plan: BuildPlan) -> NumpyModel:
+        return NumpyModel(plan.graph, plan.policy)
 
     def accepts(self, obj: Any) -> bool:
         return isinstance(obj, NumpyModel)
 
-    def to_nir(self, obj: NumpyModel, *, policy: Policy | None = None, sample: Any = None) -> Graph:
-        from .convert import with_policy
-
-        return with_policy(obj.graph, policy or obj.policy)
-
-    def from_nir(self, graph: Graph, *, policy: Policy) -> NumpyModel:
-        return NumpyModel(graph, policy)
+    def export(self, obj: NumpyModel, *, policy: Policy | None = None, sample: Any = None) -> tuple[Graph, list]:
+        return with_policy(obj.graph, policy or obj.policy), []
 
     def simulate(self, native: NumpyModel, x: np.ndarray, *, record: tuple[str, ...] = ()) -> SimulationResult:
-        from .reference import simulate
-
         return simulate(native.graph, x, policy=native.policy, record=list(record))
 
     def supports_policy(self, policy: Policy, graph: Graph | None = None) -> Support:
         return Support("exact", maps_to=f"reference semantics at dt={policy.dt:g} (every policy is native here)")
-
-
-_NUMPY = NumpyBackend()
-
-
-@hookimpl
-def register_backends():
-    return [_NUMPY]

@@ -12,7 +12,7 @@ parameters follow snnTorch's convention at the policy's dt (docs/semantics.md):
                Conv2d recurrence, or Scale(V) for one-to-one recurrence
     graded_spikes_factor f != 1: a Scale(f) node after the neuron
 
-(`exact` integration uses the same maths with a = exp(-dt/tau); see nirbridge.policy.)
+(`exact` integration uses the same maths with a = exp(-dt/tau); see nirbridge.semantics.)
 Reset mechanism and timing travel as per-node policy overrides (`semantics.neuron_semantics`).
 """
 
@@ -23,11 +23,12 @@ from dataclasses import dataclass, field
 import numpy as np
 import snntorch as snn
 import torch
-from nirbridge import graph as g
+
+from nirbridge import ir as g
 from nirbridge.errors import GapError, NirbridgeError, PolicyError
-from nirbridge.gaps import GRAPH_NODE, Gap, GapReport
-from nirbridge.policy import Policy, leaky_to_nir, synaptic_to_nir
+from nirbridge.report import GRAPH_NODE, Gap, GapReport
 from nirbridge.rewrite import maxpool2d
+from nirbridge.semantics import Policy, leaky_to_nir, synaptic_to_nir
 from nirbridge.topology import flatten, schedule
 from nirbridge_torch.layers import export_stateless
 from nirbridge_torch.tracing import Input, Out, Stack, Trace, trace

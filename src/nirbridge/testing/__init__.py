@@ -9,8 +9,8 @@
 For every small graph of the zoo whose node types the backend claims (each NIR primitive,
 networks, recurrent and nested graphs), it checks spike-exact agreement with the NumPy
 reference under the backend's own preset with every spiking layer firing, and the round trip
-`to_nir(from_nir(g)) == g` when the backend exports. Node types it does not claim must raise
-`GapError` (strict conversion and `from_nir` alike), approximate ones must be reported as such.
+`export(build(g)) == g` when the backend exports. Node types it does not claim must raise
+`GapError` (strict and non-strict conversion alike), approximate ones must be reported as such.
 Opt-out keys: a test (`round_trip`), a zoo case (`delay`) or one test of one case
 (`round_trip[delay]`); each shows in pytest's report as a skip with its reason.
 """
@@ -26,14 +26,15 @@ from typing import Any, ClassVar
 import numpy as np
 import pytest
 
-from .backend import Backend, Support, name_problem
-from .convert import convert, plan
-from .errors import GapError
-from .gaps import GapWarning
-from .graph import NODE_TYPES, Graph
-from .policy import Policy
-from .rewrite import R_TYPES, alternatives, maxpool2d
-from .verify import compare, firing_inputs, firing_rates, recordable
+from ..backends.base import Backend, Support, name_problem
+from ..compare import compare, firing_inputs, firing_rates, recordable
+from ..conversion import convert, plan, run
+from ..errors import GapError
+from ..ir import NODE_TYPES, Graph
+from ..reference import simulate
+from ..report import GapWarning
+from ..rewrite import R_TYPES, alternatives, maxpool2d
+from ..semantics import Policy, with_policy
 
 F = np.float32
 
@@ -219,8 +220,6 @@ def build_case(name: str, policy: Policy, seed: int | None = None) -> Graph:
 def case_inputs(name: str, graph: Graph, policy: Policy, *, steps: int, batch: int, record: list[str]):
     """Inputs for a zoo case, with the reference result: spikes at a rate that makes every
     spiking node fire, or uniform values for cases that take real inputs."""
-    from .reference import simulate
-
     seed = zlib.crc32(name.encode())
     if ZOO[name].real_inputs:
         shape = tuple(int(n) for n in next(iter(graph.inputs().values())).shape)
@@ -356,13 +355,12 @@ class BackendConformance:
         graph = build_case(case, policy)
         p = plan(graph, backend, policy=policy)
         assert p.report.ok, f"{backend.name} claims every node of {case!r} but the plan says:\n{p.report}"
-        native = backend.from_nir(p.graph, policy=policy)
-        assert native is not None, "from_nir returned None"
+        native = p.build()
         record = recordable(graph)
         x, reference = case_inputs(case, graph, policy, steps=self.steps, batch=self.batch, record=record)
         rates = firing_rates(reference, graph)
         assert all(0 < r < 1 for r in rates.values()), f"zoo case {case!r} must fire in every spiking node, below saturation: {rates}"
-        result = backend.simulate(native, x, record=tuple(record))
+        result = run(backend, native, x, record=tuple(record))
         nodes = compare(reference, result, graph, record)
         bad = {n: c for n, c in nodes.items() if not c.ok}
         assert not bad, f"{backend.name} differs from the reference on {case!r}: " + "; ".join(
@@ -373,14 +371,15 @@ class BackendConformance:
     def test_round_trip(self, case: str) -> None:
         backend, policy = self._backend(), self._policy()
         if not backend.can_export:
-            pytest.skip(f"{backend.name} does not export models (no to_nir)")
-        p = plan(build_case(case, policy), backend, policy=policy)
-        native = backend.from_nir(p.graph, policy=policy)
-        assert backend.accepts(native), f"{backend.name} does not accept the model its own from_nir built"
-        back = backend.to_nir(native, policy=policy)
-        assert isinstance(back, Graph), f"to_nir returned {type(back).__name__}"
-        diffs = graph_differences(back, p.graph)
-        assert not diffs, "to_nir(from_nir(g)) != g: " + "; ".join(diffs)
+            pytest.skip(f"{backend.name} does not export models")
+        graph = build_case(case, policy)
+        native = plan(graph, backend, policy=policy).build()
+        assert backend.accepts(native), f"{backend.name} does not accept the model it built"
+        back, gaps = backend.export(native, policy=policy)
+        assert isinstance(back, Graph), f"export returned {type(back).__name__}"
+        assert not gaps, f"the export of a model built from an exact plan is approximate: {gaps}"
+        diffs = graph_differences(back, with_policy(graph, policy))
+        assert not diffs, "export(build(g)) != g: " + "; ".join(diffs)
         assert Policy.from_metadata(back.metadata) == policy, "the exported graph does not carry the policy in its metadata"
 
     def test_unsupported_raises_gap_error(self, node_type: str) -> None:
@@ -390,8 +389,8 @@ class BackendConformance:
             convert(graph, to=backend, policy=policy)
         unsupported = [g.node for g in caught.value.report.unsupported]
         assert SINGLE[node_type] in unsupported, f"report does not list {node_type}:\n{caught.value.report}"
-        with pytest.raises(GapError):  # the backend itself refuses clearly, never None or KeyError
-            backend.from_nir(graph, policy=policy)
+        with pytest.raises(GapError):  # refused even when approximations are allowed: nothing is dropped
+            plan(graph, backend, policy=policy).build(strict=False)
 
     def test_approximate_is_reported(self, node_type: str) -> None:
         backend, policy = self._backend(), self._policy()
@@ -401,6 +400,7 @@ class BackendConformance:
         assert SINGLE[node_type] in [g.node for g in caught.value.report.approximate], str(caught.value.report)
         with warnings.catch_warnings(record=True) as seen:
             warnings.simplefilter("always")
-            model, report = convert(graph, to=backend, policy=policy, strict=False)
-        assert model is not None and not report.ok
+            p = plan(graph, backend, policy=policy)
+            model = p.build(strict=False)
+        assert model is not None and not p.report.ok
         assert any(issubclass(w.category, GapWarning) for w in seen), "non-strict conversion with approximations must warn"

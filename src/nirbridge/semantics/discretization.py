@@ -1,0 +1,198 @@
+"""The maths between NIR's time constants and per-step factors, for both integration schemes,
+and the per-step constants of every neuron under a policy:
+
+    euler:  a = 1 - dt/tau        tau = dt / (1 - a)       c = dt/tau
+    exact:  a = exp(-dt/tau)      tau = -dt / log(a)       c = 1 - exp(-dt/tau)
+
+`a` is a per-step decay factor (snnTorch's `beta` for tau_mem, `alpha` for tau_syn) and `c`
+the share of a held current that one step adds (`current_gain`). snnTorch's convention
+`r = tau/dt`, `w_in = tau_syn/dt` is the gain that makes one step's input add exactly itself:
+`r = 1/c` (`unit_gain`).
+
+Every function computes in float64 and returns the input's float dtype (float32 stays float32);
+non-float inputs give float64. Bad values raise `PolicyError` naming the argument.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict
+
+from ..errors import PolicyError, Problem
+from .fields import Integration
+from .policy import Policy, dt_error
+
+
+def _float_array(name: str, value: Any) -> tuple[np.ndarray, np.dtype]:
+    """(value as float64 array, dtype to return): float dtypes are kept, others give float64."""
+    arr = np.asarray(value)
+    if arr.dtype.kind == "f":
+        return arr.astype(np.float64), arr.dtype
+    if arr.dtype.kind in "iu":
+        return arr.astype(np.float64), np.dtype(np.float64)
+    raise PolicyError(problems=[Problem(name, f"must be a real number or array, got dtype {arr.dtype}")])
+
+
+def _require(name: str, arr: np.ndarray, ok: np.ndarray, rule: str) -> None:
+    if not ok.all():
+        idx = [int(i) for i in np.argwhere(~ok)[0]] if arr.ndim else []
+        where = name + ("[" + ", ".join(map(str, idx)) + "]" if idx else "")
+        raise PolicyError(problems=[Problem(where, f"{rule}, got {arr[tuple(idx)]}")])
+
+
+def _tau(name: str, value: Any) -> tuple[np.ndarray, np.dtype]:
+    arr, dtype = _float_array(name, value)
+    _require(name, arr, np.isfinite(arr) & (arr > 0), "must be finite and > 0")
+    return arr, dtype
+
+
+def _step(dt: Any, integration: str) -> float:
+    if integration not in ("euler", "exact"):
+        raise PolicyError(problems=[Problem("integration", f"must be 'euler' or 'exact', got {integration!r}")])
+    if error := dt_error(dt):
+        raise PolicyError(problems=[Problem("dt", error)])
+    return float(dt)
+
+
+def _out(arr: np.ndarray, dtype: np.dtype):
+    out = arr.astype(dtype)
+    return out[()] if out.ndim == 0 else out
+
+
+def _decay(tau: np.ndarray, dt: float, integration: str) -> np.ndarray:
+    return 1 - dt / tau if integration == "euler" else np.exp(-dt / tau)
+
+
+def _gain(tau: np.ndarray, dt: float, integration: str) -> np.ndarray:
+    return dt / tau if integration == "euler" else -np.expm1(-dt / tau)
+
+
+def _tau_from_decay(name: str, a: Any, dt: float, integration: str) -> tuple[np.ndarray, np.dtype]:
+    arr, dtype = _float_array(name, a)
+    if integration == "euler":
+        _require(name, arr, np.isfinite(arr) & (arr < 1), "must be finite and < 1 (1 is no leak: tau would be infinite)")
+        return dt / (1 - arr), dtype
+    _require(name, arr, (arr > 0) & (arr < 1), "must be in (0, 1) (1 is no leak: tau would be infinite)")
+    return -dt / np.log(arr), dtype
+
+
+def decay(tau, dt: float, integration: Integration = "euler"):
+    """Per-step decay factor of a time constant: 1 - dt/tau (euler) or exp(-dt/tau) (exact)."""
+    dt = _step(dt, integration)
+    t, dtype = _tau("tau", tau)
+    return _out(_decay(t, dt, integration), dtype)
+
+
+def tau_from_decay(a, dt: float, integration: Integration = "euler"):
+    """Inverse of `decay`: dt/(1 - a) (euler, a < 1) or -dt/log(a) (exact, 0 < a < 1).
+    a = 1 (no leak) has no finite tau and is refused."""
+    dt = _step(dt, integration)
+    return _out(*_tau_from_decay("a", a, dt, integration))
+
+
+def current_gain(tau, dt: float, integration: Integration = "euler"):
+    """c: the share of a held current one step adds: dt/tau (euler), 1 - exp(-dt/tau) (exact)."""
+    dt = _step(dt, integration)
+    t, dtype = _tau("tau", tau)
+    return _out(_gain(t, dt, integration), dtype)
+
+
+def unit_gain(tau, dt: float, integration: Integration = "euler"):
+    """1/c: the r (or w_in) with which one step's input x adds exactly x (snnTorch's
+    convention): tau/dt (euler), 1/(1 - exp(-dt/tau)) (exact)."""
+    dt = _step(dt, integration)
+    t, dtype = _tau("tau", tau)
+    return _out(1 / _gain(t, dt, integration) if integration == "exact" else t / dt, dtype)
+
+
+class StepConstants(BaseModel):
+    """Per-step constants of one neuron node under its effective policy, float64, as
+    docs/semantics.md writes them (a = decay, c = current_gain):
+
+        I, IF:          v = v + gain x                         gain = dt r (current), r (impulse)
+        LI, LIF:        v = a v + (gain x + leak)              gain = c r or r; leak = c v_leak
+        CubaLI/CubaLIF: I = a_syn I + gain x                   gain = c_syn w_in or w_in
+                        v = a v + (c_r I + v_leak_term)        c_r = c_mem r; v_leak_term = c_mem v_leak
+
+    Fields a node type does not use are None. Every simulator of these equations (the NumPy
+    reference, the torch cells) takes its constants from here, rounded once to its dtype."""
+
+    model_config = ConfigDict(arbitrary_types_allowed=True, frozen=True)
+
+    a: Any = None
+    gain: Any
+    leak: Any = None
+    a_syn: Any = None
+    c_r: Any = None
+    v_leak_term: Any = None
+
+
+def step_constants(node, policy: Policy) -> StepConstants:
+    """The `StepConstants` of a neuron node (I, IF, LI, LIF, CubaLI, CubaLIF) under `policy`,
+    the node's effective policy (`policy.for_node(name, node.type)`)."""
+    p = {f: np.asarray(getattr(node, f), dtype=np.float64) for f in node.float_fields}
+    dt, integration, impulse = policy.dt, policy.integration, policy.input == "impulse"
+    if node.type in ("I", "IF"):
+        return StepConstants(gain=p["r"] if impulse else dt * p["r"])
+    if node.type in ("LI", "LIF"):
+        c = current_gain(p["tau"], dt, integration)
+        return StepConstants(a=decay(p["tau"], dt, integration), gain=p["r"] if impulse else c * p["r"], leak=c * p["v_leak"])
+    c_mem = current_gain(p["tau_mem"], dt, integration)
+    c_syn = current_gain(p["tau_syn"], dt, integration)
+    return StepConstants(
+        a=decay(p["tau_mem"], dt, integration),
+        gain=p["w_in"] if impulse else c_syn * p["w_in"],
+        a_syn=decay(p["tau_syn"], dt, integration),
+        c_r=c_mem * p["r"],
+        v_leak_term=c_mem * p["v_leak"],
+    )
+
+
+def _to_nir(name: str, a: Any, dt: float, integration: str):
+    tau, dtype = _tau_from_decay(name, a, dt, integration)
+    tau_out = _out(tau, dtype)
+    # r from the rounded tau, as an exporter writing tau then r = tau/dt does
+    t = np.asarray(tau_out, np.float64)
+    return tau_out, _out(t / dt if integration == "euler" else 1 / _gain(t, dt, integration), dtype)
+
+
+def _from_nir(names: tuple[str, str], tau: Any, gain: Any, dt: float, integration: str):
+    t, t_dtype = _tau(names[0], tau)
+    g, g_dtype = _float_array(names[1], gain)
+    _require(names[1], g, np.isfinite(g), "must be finite")
+    return _out(_decay(t, dt, integration), t_dtype), _out(_gain(t, dt, integration) * g, np.result_type(t_dtype, g_dtype))
+
+
+def leaky_to_nir(beta, dt: float, integration: Integration = "euler"):
+    """(tau, r) of a neuron stepping `v = beta v + x` (snnTorch `Leaky`):
+    tau = tau_from_decay(beta), r = unit_gain(tau) (tau/dt for euler)."""
+    dt = _step(dt, integration)
+    return _to_nir("beta", beta, dt, integration)
+
+
+def leaky_from_nir(tau, r, dt: float, integration: Integration = "euler"):
+    """(beta, gain) of a LIF/LI node stepped with input `current`: `v = beta v + gain x`
+    (v_leak = 0), beta = decay(tau), gain = c r: 1 under snnTorch's r = tau/dt."""
+    dt = _step(dt, integration)
+    return _from_nir(("tau", "r"), tau, r, dt, integration)
+
+
+def synaptic_to_nir(alpha, beta, dt: float, integration: Integration = "euler"):
+    """(tau_syn, tau_mem, r, w_in) of `I = alpha I + x; v = beta v + I` (snnTorch `Synaptic`):
+    w_in = unit_gain(tau_syn), r = unit_gain(tau_mem)."""
+    dt = _step(dt, integration)
+    tau_syn, w_in = _to_nir("alpha", alpha, dt, integration)
+    tau_mem, r = _to_nir("beta", beta, dt, integration)
+    return tau_syn, tau_mem, r, w_in
+
+
+def synaptic_from_nir(tau_syn, tau_mem, r, w_in, dt: float, integration: Integration = "euler"):
+    """(alpha, beta, gain_syn, gain_mem) of a CubaLIF/CubaLI node stepped with input
+    `current`, current_first: `I = alpha I + gain_syn x`, `v = beta v + gain_mem I`."""
+    dt = _step(dt, integration)
+    alpha, gain_syn = _from_nir(("tau_syn", "w_in"), tau_syn, w_in, dt, integration)
+    beta, gain_mem = _from_nir(("tau_mem", "r"), tau_mem, r, dt, integration)
+    return alpha, beta, gain_syn, gain_mem
+
