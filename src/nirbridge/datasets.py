@@ -94,8 +94,9 @@ def builtin(name: str, *, split: str = "test", T: int | None = None, seed: int =
     if split not in ("train", "test"):
         raise DataError(f"split must be 'train' or 'test', got {split!r}")
     T = T or DEFAULT_T[name]
-    sets = digits(T, seed) if name == "digits" else digits_dvs(T, seed, limit=limit)
-    return sets[0 if split == "train" else 1].spread(limit)
+    if name == "digits":
+        return digits(T, seed)[0 if split == "train" else 1].spread(limit)
+    return _dvs_split(split, T, seed, DVSParams(), limit)  # only this split is simulated
 
 
 @functools.lru_cache(maxsize=4)
@@ -124,15 +125,17 @@ def digits_dvs(T: int = DEFAULT_T["digits-dvs"], seed: int = 0, params: DVSParam
                limit: int | None = None) -> tuple[FrameDataset, FrameDataset]:
     """(train, test) of `digits-dvs`: T frames of simulated DVS events, shape (T, 2, 20, 20).
     With `limit`, only that many samples per split (spread evenly) are simulated."""
-    images, labels, *splits = digits_split(seed)
+    return tuple(_dvs_split(split, T, seed, params, limit) for split in ("train", "test"))
+
+
+def _dvs_split(split: str, T: int, seed: int, params: DVSParams, limit: int | None) -> FrameDataset:
+    images, labels, train, test = digits_split(seed)
+    ix = train if split == "train" else test
+    if limit is not None and limit < len(ix):
+        ix = ix[np.linspace(0, len(ix) - 1, limit).round().astype(int)]
     sensor = params.sensor_size(images.shape[1:])
-    out = []
-    for ix in splits:
-        if limit is not None and limit < len(ix):
-            ix = ix[np.linspace(0, len(ix) - 1, limit).round().astype(int)]
-        frames = _dvs_frames(tuple(int(i) for i in ix), T, seed, params)
-        out.append(FrameDataset(frames, labels[ix], input_shape=(2, sensor[1], sensor[0]), n_classes=10))
-    return tuple(out)
+    frames = _dvs_frames(tuple(int(i) for i in ix), T, seed, params)
+    return FrameDataset(frames, labels[ix], input_shape=(2, sensor[1], sensor[0]), n_classes=10)
 
 
 @functools.lru_cache(maxsize=4)
