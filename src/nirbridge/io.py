@@ -42,6 +42,9 @@ from .ir import NODE_TYPES, Conv1d, Conv2d, Graph, Node
 DEFAULT_MAX_ARRAY_BYTES = 1 << 30  # 1 GiB per dataset
 DEFAULT_MAX_TOTAL_BYTES = 4 << 30  # 4 GiB per file
 DEFAULT_MAX_DEPTH = 16  # nested graphs (and nested metadata groups)
+DEFAULT_MAX_NODES = 1_000_000  # nodes, nested graphs included
+#: HDF5 objects a node may bring (its group, fields, metadata): bounds the walk before decoding
+_OBJECTS_PER_NODE = 64
 
 #: NIR releases whose files this module reads, as (major, minor); any patch level
 SUPPORTED_VERSIONS = ((0, 0), (0, 1), (0, 2), (1, 0))
@@ -88,8 +91,10 @@ def load(
     max_array_bytes: int = DEFAULT_MAX_ARRAY_BYTES,
     max_total_bytes: int = DEFAULT_MAX_TOTAL_BYTES,
     max_depth: int = DEFAULT_MAX_DEPTH,
+    max_nodes: int = DEFAULT_MAX_NODES,
 ) -> Graph:
-    """Read a `.nir` file into a validated `Graph`, refusing unsafe or oversized files.
+    """Read a `.nir` file into a validated `Graph`, refusing unsafe or oversized files
+    (`max_nodes` bounds the nodes, nested graphs included).
 
     Raises `NirFormatError` (not a NIR file, missing/unknown keys, wrong dtypes),
     `UnsafeFileError`, `ResourceLimitError`, `UnsupportedVersionError` or
@@ -107,8 +112,8 @@ def load(
         raise NirFormatError(f"not an HDF5 file or damaged ({_reason(exc)})", file=name) from None
     try:
         with f:
-            tree = _Scan(name, max_array_bytes, max_total_bytes, 2 * max_depth + 8).run(f)
-            fields = _Reader(name, max_depth).root(tree)
+            tree = _Scan(name, max_array_bytes, max_total_bytes, 2 * max_depth + 8, _OBJECTS_PER_NODE * max_nodes + 64).run(f)
+            fields = _Reader(name, max_depth, max_nodes).root(tree)
     except NirbridgeError:
         raise
     except (OSError, KeyError, ValueError, TypeError, RuntimeError, IndexError) as exc:
@@ -139,13 +144,13 @@ def _size(nbytes: int) -> str:
 
 
 class _Obj:
-    """One checked HDF5 object: a group (`children`) or a dataset (`ds`, `shape`, `dtype`)."""
+    """One checked HDF5 object: a group (`children`) or a dataset (`data`, `shape`, `dtype`)."""
 
-    __slots__ = ("children", "ds", "shape", "dtype")
+    __slots__ = ("children", "data", "shape", "dtype")
 
-    def __init__(self, children=None, ds=None, shape=None, dtype=None):
+    def __init__(self, children=None, data=None, shape=None, dtype=None):
         self.children: dict[str, _Obj] | None = children
-        self.ds = ds
+        self.data: np.ndarray | None = data  # read-only
         self.shape: tuple[int, ...] | None = shape  # None: null dataspace (no value)
         self.dtype = dtype
 
@@ -154,21 +159,20 @@ class _Obj:
         return self.children is None and h5py.check_string_dtype(self.dtype) is not None
 
     def read(self) -> np.ndarray:
-        """The dataset's data, read straight into a new array of its own dtype."""
-        out = np.empty(self.shape, dtype=self.dtype)
-        if out.size:
-            self.ds.read(h5py.h5s.ALL, h5py.h5s.ALL, out)
-        return out
+        return self.data
 
 
 class _Scan:
-    """Walks every link of the file with the low-level API and checks each object before any
-    data is read; returns the tree of checked objects."""
+    """Walks every link of the file with the low-level API and checks each object before its
+    data is read (links before they are followed, a dataset's storage and declared size before
+    its bytes); returns the tree of checked objects with their data. Each object is closed as
+    soon as it is read, so memory and time stay linear in the number of objects."""
 
-    def __init__(self, name: str, max_array: int, max_total: int, max_levels: int):
+    def __init__(self, name: str, max_array: int, max_total: int, max_levels: int, max_objects: int):
         self.name, self.max_array, self.max_total, self.max_levels = name, max_array, max_total, max_levels
+        self.max_objects = max_objects
         self.total = 0
-        self.seen: set = set()
+        self.seen: set[int] = set()  # addresses of the objects reached so far
 
     def fail(self, cls, where: str, msg: str):
         raise cls(problems=[Problem(_where(where), msg)], file=self.name)
@@ -194,12 +198,15 @@ class _Scan:
 
     def links(self, gid, path: str) -> list[tuple[str, Any]]:
         """(name, opened object) of every link of a group, in creation order when tracked."""
-        infos: list[tuple[bytes, int]] = []
+        infos: list[tuple[bytes, int, int]] = []
         tracked = gid.get_create_plist().get_link_creation_order() & h5py.h5p.CRT_ORDER_TRACKED
         index = h5py.h5.INDEX_CRT_ORDER if tracked else h5py.h5.INDEX_NAME
-        gid.links.iterate(lambda n, info: infos.append((n, info.type)), idx_type=index, info=True)
+        gid.links.iterate(lambda n, info: infos.append((n, info.type, info.u)), idx_type=index, info=True)
+        if len(self.seen) + len(infos) > self.max_objects:
+            msg = f"holds more than {self.max_objects:,} HDF5 objects (max_nodes limits the nodes, and so the objects)"
+            self.fail(ResourceLimitError, path or "/", msg)
         out = []
-        for raw, kind in infos:
+        for raw, kind, address in infos:
             try:
                 key = raw.decode("utf-8")
             except UnicodeDecodeError:
@@ -213,11 +220,10 @@ class _Scan:
                 self.fail(UnsafeFileError, where, f"external link to {file!r}:{target!r}")
             if kind != h5py.h5l.TYPE_HARD:
                 self.fail(UnsafeFileError, where, f"user-defined link (class {kind})")
-            child = h5py.h5o.open(gid, raw)
-            if child in self.seen:
+            if address in self.seen:
                 self.fail(NirFormatError, where, "object reached a second time through a hard link")
-            self.seen.add(child)
-            out.append((key, child))
+            self.seen.add(address)
+            out.append((key, h5py.h5o.open(gid, raw)))
         return out
 
     def dataset(self, ds, where: str) -> _Obj:
@@ -256,15 +262,23 @@ class _Scan:
         if self.total > self.max_total:
             msg = f"file declares more than {_size(self.max_total)} of data (max_total_bytes)"
             self.fail(ResourceLimitError, where, msg)
-        return _Obj(ds=ds, shape=shape, dtype=dtype)
+        data = None
+        if shape is not None:
+            data = np.empty(shape, dtype=dtype)  # the declared size, checked above
+            if data.size:
+                ds.read(h5py.h5s.ALL, h5py.h5s.ALL, data)
+            data.flags.writeable = False  # nothing else holds it: the graph keeps it without a copy
+        return _Obj(data=data, shape=shape, dtype=dtype)
 
 
 class _Reader:
     """Decodes the checked tree into plain data for `Graph`; paths are dotted graph paths."""
 
-    def __init__(self, name: str, max_depth: int):
+    def __init__(self, name: str, max_depth: int, max_nodes: int):
         self.name = name
         self.max_depth = max_depth
+        self.max_nodes = max_nodes
+        self.nodes = 0
 
     def fail(self, where: str, msg: str, cls=NirFormatError):
         raise cls(problems=[Problem(where, msg)], file=self.name)
@@ -300,6 +314,9 @@ class _Reader:
         if items["nodes"].children is None:
             self.fail(f"{prefix}nodes", "must be a group of nodes, found a dataset")
         nodes = {}
+        self.nodes += len(items["nodes"].children)
+        if self.nodes > self.max_nodes:
+            self.fail(f"{prefix}nodes", f"more than {self.max_nodes:,} nodes (max_nodes)", ResourceLimitError)
         for key, item in items["nodes"].children.items():
             where = f"{prefix}nodes.{key}"
             if item.children is None:

@@ -12,7 +12,7 @@ import numpy as np
 from .backends.registry import backends as installed
 from .compare import NodeComparison, compare, firing_inputs, firing_rates, recordable
 from .conversion import plan, resolve_source, run
-from .errors import SimulationError
+from .errors import NirbridgeError, SimulationError
 from .reference import simulate
 from .report import GapReport
 from .semantics import Policy
@@ -120,9 +120,10 @@ def verify(
     batch: int = 4,
     strict: bool = False,
 ) -> VerifyReport:
-    """Build `src` on each backend (default: all installed), run all on the same input and
-    compare each recorded node and output with the NumPy reference. `strict=True` raises
-    `SimulationError` when a spiking layer never fires."""
+    """Build `src` on each backend (default: all installed; a name, or a list of names), run
+    all on the same input and compare each recorded node and output with the NumPy reference.
+    `strict=True` raises `SimulationError` when a spiking layer never fires."""
+    names = _backend_names(backends)
     resolved = resolve_source(src, source=source, policy=policy, sample=sample)
     graph, pol = resolved.graph, resolved.policy
     record = recordable(graph) if record is None else list(record)
@@ -135,7 +136,7 @@ def verify(
     silent = [n for n, r in rates.items() if r == 0]
     if strict and silent:
         raise SimulationError(f"spiking nodes never fire on this input, so agreement would prove nothing: {', '.join(silent)}")
-    names = list(installed()) if backends is None else list(backends)
+    names = list(installed()) if names is None else names
     results: dict[str, BackendVerification] = {}
     for name in names:
         res = BackendVerification(name)
@@ -153,3 +154,14 @@ def verify(
         res.nodes = compare(reference, out, graph, record)
     shape = tuple(int(n) for n in np.shape(x)) if not isinstance(x, dict) else ()
     return VerifyReport(results, rates, silent, shape, rate, pol, seed)
+
+
+def _backend_names(backends: Any) -> list[str] | None:
+    if backends is None:
+        return None
+    names = [backends] if isinstance(backends, str) else backends
+    if not isinstance(names, (list, tuple)) or not all(isinstance(n, str) for n in names):
+        raise TypeError(f"backends: expected a backend name or a list of names, got {backends!r}")
+    if not names:
+        raise NirbridgeError("backends: the list is empty; name at least one backend, or pass None for every installed one")
+    return list(names)
