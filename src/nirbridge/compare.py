@@ -175,27 +175,34 @@ def recordable(graph: Graph) -> list[str]:
 
 
 def firing_rates(result: SimulationResult, graph: Graph) -> dict[str, float]:
-    """Mean spike rate of every recorded spiking node."""
+    """Mean spike rate of every recorded spiking node (a Threshold's output counts as spikes)."""
     spiking = {name for name, node in graph.walk() if node.type in SPIKING_TYPES}
-    return {n: float(np.mean(s["spikes"])) for n, s in result.states.items() if n in spiking and "spikes" in s}
+    rates = {}
+    for name, states in result.states.items():
+        values = states.get("spikes", states.get("y"))
+        if name in spiking and values is not None:
+            rates[name] = float(np.mean(values))
+    return rates
 
 
-def spike_inputs(graph: Graph, rate: float, *, steps: int, batch: int, seed: int) -> np.ndarray:
-    """Bernoulli(rate) spikes shaped (steps, batch, *input shape) for a graph's single Input."""
-    ins = list(graph.inputs().values())
-    if len(ins) != 1:
-        raise SimulationError(f"graph has {len(ins)} Input nodes; pass inputs explicitly")
-    name = next(iter(graph.inputs()))
-    shape = tuple(int(n) for n in np.atleast_1d(ins[0].shape))
+def spike_inputs(graph: Graph, rate: float, *, steps: int, batch: int, seed: int) -> np.ndarray | dict[str, np.ndarray]:
+    """Bernoulli(rate) spikes shaped (steps, batch, *input shape): an array for a graph with one
+    Input node, a dict by Input name for several. Sizes are checked before anything is allocated."""
     for arg, value in (("steps", steps), ("batch", batch)):
         if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
             raise SimulationError(problems=[Problem(arg, f"must be a positive integer, got {value!r}")])
-    count = steps * batch * math.prod(shape)
-    if count > MAX_GENERATED:
-        raise ResourceLimitError(problems=[Problem(f"nodes.{name}.shape", f"{steps} steps x batch {batch} x shape {shape} is {count:,} "
-                                                   f"values, over the {MAX_GENERATED:,} generated inputs allow; pass inputs explicitly")])
+    ins = {name: tuple(int(n) for n in np.atleast_1d(node.shape)) for name, node in graph.inputs().items()}
+    if not ins:
+        raise SimulationError("graph has no Input node: nothing to feed")
+    count = 0
+    for name, shape in ins.items():
+        count += steps * batch * math.prod(shape)
+        if count > MAX_GENERATED:
+            raise ResourceLimitError(problems=[Problem(f"nodes.{name}.shape", f"{steps} steps x batch {batch} x shape {shape} makes {count:,} "
+                                                       f"values, over the {MAX_GENERATED:,} generated inputs allow; pass inputs explicitly")])
     rng = np.random.default_rng(seed)
-    return (rng.random((steps, batch, *shape), dtype=np.float32) < rate).astype(np.float32)
+    made = {name: (rng.random((steps, batch, *shape), dtype=np.float32) < rate).astype(np.float32) for name, shape in ins.items()}
+    return next(iter(made.values())) if len(made) == 1 else made
 
 
 def firing_inputs(graph: Graph, policy: Policy, *, steps: int = 50, batch: int = 4, seed: int = 0, record: list[str] | None = None):

@@ -130,7 +130,7 @@ def verify(
     if inputs is None:
         x, rate, reference = firing_inputs(graph, pol, steps=steps, batch=batch, seed=seed, record=record)
     else:
-        x, rate = np.asarray(inputs), None
+        x, rate = ({k: np.asarray(v) for k, v in inputs.items()} if isinstance(inputs, dict) else np.asarray(inputs)), None
         reference = simulate(graph, x, policy=pol, record=record)
     rates = firing_rates(reference, graph)
     silent = [n for n, r in rates.items() if r == 0]
@@ -152,7 +152,8 @@ def verify(
             res.error = f"{type(exc).__name__}: {exc}"
             continue
         res.nodes = compare(reference, out, graph, record)
-    shape = tuple(int(n) for n in np.shape(x)) if not isinstance(x, dict) else ()
+    first = next(iter(x.values())) if isinstance(x, dict) else x
+    shape = tuple(int(n) for n in np.shape(first))
     return VerifyReport(results, rates, silent, shape, rate, pol, seed)
 
 
