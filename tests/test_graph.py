@@ -284,6 +284,13 @@ def test_integer_parameters_become_exact_floats():
     assert graph.nodes["threshold"].threshold.dtype == np.float32
 
 
+def test_a_convolution_without_bias_has_a_zero_bias():
+    conv = nir.Conv2d(input_shape=(4, 4), weight=np.ones((2, 1, 3, 3), np.float32), stride=1, padding=1, dilation=1, groups=1, bias=None)
+    graph = Graph.from_nir(nir.NIRGraph.from_list(conv))
+    bias = graph.nodes["conv2d"].bias
+    assert bias.dtype == np.float32 and bias.shape == (2,) and not bias.any()
+
+
 def test_torch_tensors_in_nir_nodes_are_accepted():
     torch = pytest.importorskip("torch")
     weight = torch.ones(2, 3, requires_grad=True)
@@ -637,3 +644,14 @@ def test_json_schema_describes_every_node_type():
         assert f'"{kind}"' in text
     graph = schema["$defs"][schema["$ref"].rsplit("/", 1)[-1]]
     assert {"nodes", "edges", "metadata"} <= set(graph["properties"])
+
+
+def test_a_graph_from_something_that_is_not_a_mapping_is_refused():
+    for bad in ("abc", [("in", "out")], None):
+        with pytest.raises(GraphValidationError, match="a graph must be a mapping"):
+            Graph.from_dict(bad)
+
+
+def test_a_layer_of_size_zero_is_refused():
+    found = problems_of(**chain(("fc", Linear(weight=np.zeros((0, 3), np.float32))), n_out=0))
+    assert "nodes.fc.weight: is empty (shape (0, 3)): a layer of size 0 computes nothing" in found

@@ -407,3 +407,17 @@ def test_saved_file_gets_the_umask_permissions_and_keeps_an_existing_files(tmp_p
     save(graph, path)
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
     assert [p.name for p in tmp_path.iterdir()] == ["net.nir"]
+
+
+def test_load_refuses_more_nodes_than_max_nodes(tmp_path):
+    from nirbridge.errors import ResourceLimitError
+
+    nodes = {"input": {"type": "Input", "shape": np.array([1])}, "output": {"type": "Output", "shape": np.array([1])}}
+    nodes |= {f"s{i}": {"type": "Scale", "scale": np.ones(1, np.float32)} for i in range(20)}
+    chain_edges = ["input", *(f"s{i}" for i in range(20)), "output"]
+    graph = Graph.from_dict({"nodes": nodes, "edges": list(zip(chain_edges, chain_edges[1:]))})
+    path = tmp_path / "chain.nir"
+    save(graph, path)
+    assert load(path, max_nodes=22) == graph
+    with pytest.raises(ResourceLimitError, match=r"chain.nir: nodes: more than 21 nodes \(max_nodes\)"):
+        load(path, max_nodes=21)

@@ -43,6 +43,9 @@ from .ir import NODE_TYPES, Conv1d, Conv2d, Graph, Node
 DEFAULT_MAX_ARRAY_BYTES = 1 << 30  # 1 GiB per dataset
 DEFAULT_MAX_TOTAL_BYTES = 4 << 30  # 4 GiB per file
 DEFAULT_MAX_DEPTH = 16  # nested graphs (and nested metadata groups)
+DEFAULT_MAX_NODES = 1_000_000  # nodes, nested graphs included
+#: HDF5 objects a node may bring (its group, fields, metadata): bounds the walk before decoding
+_OBJECTS_PER_NODE = 64
 
 #: NIR releases whose files this module reads, as (major, minor); any patch level
 SUPPORTED_VERSIONS = ((0, 0), (0, 1), (0, 2), (1, 0))
@@ -89,8 +92,10 @@ def load(
     max_array_bytes: int = DEFAULT_MAX_ARRAY_BYTES,
     max_total_bytes: int = DEFAULT_MAX_TOTAL_BYTES,
     max_depth: int = DEFAULT_MAX_DEPTH,
+    max_nodes: int = DEFAULT_MAX_NODES,
 ) -> Graph:
-    """Read a `.nir` file into a validated `Graph`, refusing unsafe or oversized files.
+    """Read a `.nir` file into a validated `Graph`, refusing unsafe or oversized files
+    (`max_nodes` bounds the nodes, nested graphs included).
 
     Raises `NirFormatError` (not a NIR file, missing/unknown keys, wrong dtypes),
     `UnsafeFileError`, `ResourceLimitError`, `UnsupportedVersionError` or
@@ -98,8 +103,8 @@ def load(
     """
     name = os.fspath(path)
     with open_checked(name, max_array_bytes=max_array_bytes, max_total_bytes=max_total_bytes,
-                      max_levels=2 * max_depth + 8) as tree:
-        fields = _Reader(name, max_depth).root(tree)
+                      max_levels=2 * max_depth + 8, max_objects=_OBJECTS_PER_NODE * max_nodes + 64) as tree:
+        fields = _Reader(name, max_depth, max_nodes).root(tree)
     try:
         return Graph(**fields)
     except GraphValidationError as exc:
@@ -113,11 +118,13 @@ def open_checked(
     max_array_bytes: int = DEFAULT_MAX_ARRAY_BYTES,
     max_total_bytes: int = DEFAULT_MAX_TOTAL_BYTES,
     max_levels: int = 2 * DEFAULT_MAX_DEPTH + 8,
+    max_objects: int = _OBJECTS_PER_NODE * DEFAULT_MAX_NODES + 64,
 ) -> Iterator[_Obj]:
-    """Open an HDF5 file read-only and yield its tree of checked objects (see the module
-    docstring: links, external storage, virtual datasets, filters, declared sizes, nesting),
-    before any data is read. Used by `load` and by `nirbridge.recording.load_recording`.
-    Errors while the tree is read inside the block become `NirFormatError` naming the file."""
+    """Open an HDF5 file read-only and yield its tree of checked objects with their data and
+    their groups' scalar attributes (see `_Scan`: links, external storage, virtual datasets,
+    filters, declared sizes, nesting and the number of objects, each checked before any of its
+    data is read). Used by `load` and by `nirbridge.recording.load_recording`. Errors while
+    the tree is decoded inside the block become `NirFormatError` naming the file."""
     name = os.fspath(path)
     mode = os.stat(name).st_mode  # FileNotFoundError for a missing file
     if stat.S_ISDIR(mode):
@@ -130,7 +137,7 @@ def open_checked(
         raise NirFormatError(f"not an HDF5 file or damaged ({_reason(exc)})", file=name) from None
     try:
         with f:
-            yield _Scan(name, max_array_bytes, max_total_bytes, max_levels).run(f)
+            yield _Scan(name, max_array_bytes, max_total_bytes, max_levels, max_objects).run(f)
     except NirbridgeError:
         raise
     except (OSError, KeyError, ValueError, TypeError, RuntimeError, IndexError) as exc:
@@ -157,63 +164,59 @@ def _size(nbytes: int) -> str:
 
 
 class _Obj:
-    """One checked HDF5 object: a group (`children`) or a dataset (`shape`, `dtype`); `hid` is
-    its low-level h5py id."""
+    """One checked HDF5 object: a group (`children`, `attrs`) or a dataset (`data`, `shape`,
+    `dtype`)."""
 
-    __slots__ = ("children", "hid", "shape", "dtype")
+    __slots__ = ("children", "data", "shape", "dtype", "attrs")
 
-    def __init__(self, children=None, hid=None, shape=None, dtype=None):
+    def __init__(self, children=None, data=None, shape=None, dtype=None, attrs=None):
         self.children: dict[str, _Obj] | None = children
-        self.hid = hid
+        self.data: np.ndarray | None = data  # read-only
         self.shape: tuple[int, ...] | None = shape  # None: null dataspace (no value)
         self.dtype = dtype
+        self.attrs: dict[str, Any] = attrs or {}  # scalar numbers and strings; else why not (_BadAttribute)
 
     @property
     def is_string(self) -> bool:
         return self.children is None and h5py.check_string_dtype(self.dtype) is not None
 
     def read(self) -> np.ndarray:
-        """The dataset's data, read straight into a new array of its own dtype."""
-        out = np.empty(self.shape, dtype=self.dtype)
-        if out.size:
-            self.hid.read(h5py.h5s.ALL, h5py.h5s.ALL, out)
-        return out
+        return self.data
 
     def attribute(self, name: str) -> str | int | float | None:
-        """A scalar number or string attribute, or None when absent; anything else (arrays,
-        compound or reference types) raises `NirFormatError`, before its data is read."""
-        key = name.encode()
-        if not h5py.h5a.exists(self.hid, key):
-            return None
-        attr = h5py.h5a.open(self.hid, key)
-        dtype, space = attr.dtype, attr.get_space()
-        string = h5py.check_string_dtype(dtype) is not None
-        if space.get_simple_extent_type() != h5py.h5s.SCALAR or not (string or (dtype.kind in "biuf" and not dtype.shape)):
-            raise NirFormatError(f"attribute {name!r}: must be a scalar number or string, got {dtype} of shape {space.shape}")
-        if string:
-            out = np.empty((), dtype=dtype)
-            attr.read(out)
-            return _text(out[()])
-        out = np.empty((), dtype=dtype)
-        attr.read(out)
-        return out.item()
+        """A scalar number or string attribute of a group, or None when absent; an attribute
+        of any other kind (never read) raises `NirFormatError`."""
+        value = self.attrs.get(name)
+        if isinstance(value, _BadAttribute):
+            raise NirFormatError(f"attribute {name!r}: must be a scalar number or string, got {value}")
+        return value
+
+
+class _BadAttribute(str):
+    """What an attribute that was not read is (its dtype and shape)."""
+
+
+MAX_ATTRIBUTES = 64  # per group
 
 
 class _Scan:
-    """Walks every link of the file with the low-level API and checks each object before any
-    data is read; returns the tree of checked objects."""
+    """Walks every link of the file with the low-level API and checks each object before its
+    data is read (links before they are followed, a dataset's storage and declared size before
+    its bytes); returns the tree of checked objects with their data. Each object is closed as
+    soon as it is read, so memory and time stay linear in the number of objects."""
 
-    def __init__(self, name: str, max_array: int, max_total: int, max_levels: int):
+    def __init__(self, name: str, max_array: int, max_total: int, max_levels: int, max_objects: int):
         self.name, self.max_array, self.max_total, self.max_levels = name, max_array, max_total, max_levels
+        self.max_objects = max_objects
         self.total = 0
-        self.seen: set = set()
+        self.seen: set[int] = set()  # addresses of the objects reached so far
 
     def fail(self, cls, where: str, msg: str):
         raise cls(problems=[Problem(_where(where), msg)], file=self.name)
 
     def run(self, f: h5py.File) -> _Obj:
         top = h5py.h5o.open(f.id, b"/")
-        root = _Obj(children={}, hid=top)
+        root = _Obj(children={}, attrs=self.attributes(top, ""))
         stack = [(top, root, "", 0)]
         while stack:
             gid, obj, path, level = stack.pop()
@@ -223,7 +226,7 @@ class _Scan:
                     if level + 1 > self.max_levels:
                         msg = f"groups nested deeper than {self.max_levels} levels (see max_depth)"
                         self.fail(ResourceLimitError, where, msg)
-                    obj.children[key] = _Obj(children={}, hid=child)
+                    obj.children[key] = _Obj(children={}, attrs=self.attributes(child, where))
                     stack.append((child, obj.children[key], where, level + 1))
                 elif isinstance(child, h5py.h5d.DatasetID):
                     obj.children[key] = self.dataset(child, where)
@@ -231,14 +234,42 @@ class _Scan:
                     self.fail(NirFormatError, where, f"unexpected HDF5 object {type(child).__name__}")
         return root
 
+    def attributes(self, gid, where: str) -> dict[str, Any]:
+        """A group's scalar number and string attributes, read after their type and shape are
+        checked; other attributes are not read (`_BadAttribute` says what they are)."""
+        count = h5py.h5a.get_num_attrs(gid)
+        if count > MAX_ATTRIBUTES:
+            self.fail(ResourceLimitError, where or "/", f"group has {count} attributes, more than {MAX_ATTRIBUTES}")
+        found: dict[str, Any] = {}
+        for i in range(count):
+            attr = h5py.h5a.open(gid, index=i)
+            name = attr.name.decode("utf-8", errors="replace")
+            try:
+                dtype = attr.dtype
+            except (TypeError, ValueError) as exc:
+                found[name] = _BadAttribute(f"an unsupported HDF5 type ({_reason(exc)})")
+                continue
+            space = attr.get_space()
+            string = h5py.check_string_dtype(dtype) is not None
+            if space.get_simple_extent_type() != h5py.h5s.SCALAR or not (string or (dtype.kind in "biuf" and not dtype.shape)):
+                found[name] = _BadAttribute(f"{dtype} of shape {space.shape}")
+                continue
+            value = np.empty((), dtype=dtype)
+            attr.read(value)
+            found[name] = _text(value[()]) if string else value.item()
+        return found
+
     def links(self, gid, path: str) -> list[tuple[str, Any]]:
         """(name, opened object) of every link of a group, in creation order when tracked."""
-        infos: list[tuple[bytes, int]] = []
+        infos: list[tuple[bytes, int, int]] = []
         tracked = gid.get_create_plist().get_link_creation_order() & h5py.h5p.CRT_ORDER_TRACKED
         index = h5py.h5.INDEX_CRT_ORDER if tracked else h5py.h5.INDEX_NAME
-        gid.links.iterate(lambda n, info: infos.append((n, info.type)), idx_type=index, info=True)
+        gid.links.iterate(lambda n, info: infos.append((n, info.type, info.u)), idx_type=index, info=True)
+        if len(self.seen) + len(infos) > self.max_objects:
+            msg = f"holds more than {self.max_objects:,} HDF5 objects (max_nodes limits the nodes, and so the objects)"
+            self.fail(ResourceLimitError, path or "/", msg)
         out = []
-        for raw, kind in infos:
+        for raw, kind, address in infos:
             try:
                 key = raw.decode("utf-8")
             except UnicodeDecodeError:
@@ -252,11 +283,10 @@ class _Scan:
                 self.fail(UnsafeFileError, where, f"external link to {file!r}:{target!r}")
             if kind != h5py.h5l.TYPE_HARD:
                 self.fail(UnsafeFileError, where, f"user-defined link (class {kind})")
-            child = h5py.h5o.open(gid, raw)
-            if child in self.seen:
+            if address in self.seen:
                 self.fail(NirFormatError, where, "object reached a second time through a hard link")
-            self.seen.add(child)
-            out.append((key, child))
+            self.seen.add(address)
+            out.append((key, h5py.h5o.open(gid, raw)))
         return out
 
     def dataset(self, ds, where: str) -> _Obj:
@@ -295,15 +325,23 @@ class _Scan:
         if self.total > self.max_total:
             msg = f"file declares more than {_size(self.max_total)} of data (max_total_bytes)"
             self.fail(ResourceLimitError, where, msg)
-        return _Obj(hid=ds, shape=shape, dtype=dtype)
+        data = None
+        if shape is not None:
+            data = np.empty(shape, dtype=dtype)  # the declared size, checked above
+            if data.size:
+                ds.read(h5py.h5s.ALL, h5py.h5s.ALL, data)
+            data.flags.writeable = False  # nothing else holds it: the graph keeps it without a copy
+        return _Obj(data=data, shape=shape, dtype=dtype)
 
 
 class _Reader:
     """Decodes the checked tree into plain data for `Graph`; paths are dotted graph paths."""
 
-    def __init__(self, name: str, max_depth: int):
+    def __init__(self, name: str, max_depth: int, max_nodes: int):
         self.name = name
         self.max_depth = max_depth
+        self.max_nodes = max_nodes
+        self.nodes = 0
 
     def fail(self, where: str, msg: str, cls=NirFormatError):
         raise cls(problems=[Problem(where, msg)], file=self.name)
@@ -339,6 +377,9 @@ class _Reader:
         if items["nodes"].children is None:
             self.fail(f"{prefix}nodes", "must be a group of nodes, found a dataset")
         nodes = {}
+        self.nodes += len(items["nodes"].children)
+        if self.nodes > self.max_nodes:
+            self.fail(f"{prefix}nodes", f"more than {self.max_nodes:,} nodes (max_nodes)", ResourceLimitError)
         for key, item in items["nodes"].children.items():
             where = f"{prefix}nodes.{key}"
             if item.children is None:

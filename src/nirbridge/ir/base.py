@@ -257,6 +257,8 @@ class Node(BaseModel):
                 yield Problem(name, f"must be an integer array, got dtype {value.dtype}")
                 continue
             if value.size == 0:
+                if name in self.float_fields and value.ndim:
+                    yield Problem(name, f"is empty (shape {value.shape}): a layer of size 0 computes nothing")
                 continue
             # one reduction first: a NaN or inf makes the sum non-finite (so does overflow, rarely:
             # then the elementwise test decides); no temporary array when all is well
