@@ -11,8 +11,8 @@ $(VENV)/.installed: pyproject.toml $(wildcard plugins/*/pyproject.toml)
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q torch==2.14.1 torchvision==0.29.1
-	$(PY) -m pip install -q -e '.[dev,plot]' $(foreach p,$(PLUGINS),-e $(p))
-	$(PY) -m pip install -q 'snntorch==1.0.0' 'norse==1.1.0' 'tonic==1.7.0' scikit-learn tqdm
+	$(PY) -m pip install -q -e '.[dev,plot,ray,data]' $(foreach p,$(PLUGINS),-e $(p))
+	$(PY) -m pip install -q 'snntorch==1.0.0' 'norse==1.1.0' 'tonic==1.7.0'
 	# Sinabs only pins the `sinabs` Policy preset in the tests; its own pins would downgrade nir
 	$(PY) -m pip install -q --no-deps 'sinabs==3.1.3' pbr
 	touch $@

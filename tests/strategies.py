@@ -68,7 +68,11 @@ def _width(dtype) -> int:
 
 @lru_cache(maxsize=None)
 def float_arrays(shape, dtype, *, low=None, high=None) -> st.SearchStrategy[np.ndarray]:
-    """Finite float arrays (subnormals, -0.0 and extremes included unless bounded)."""
+    """Finite float arrays (subnormals, -0.0 and extremes included unless bounded), within
+    the float32 range (valid graphs' parameters do not overflow the working dtype)."""
+    limit = float(np.finfo(np.float32 if _width(dtype) >= 32 else dtype).max)
+    low = -limit if low is None else low
+    high = limit if high is None else high
     elements = st.floats(low, high, allow_nan=False, allow_infinity=False, width=_width(dtype))
     return hnp.arrays(dtype, shape, elements=elements)
 

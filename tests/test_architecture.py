@@ -22,11 +22,11 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
     ("graph", ("ir.graph", "ir")),
     ("semantics", ("semantics.fields", "semantics.presets", "semantics.dt_inference", "semantics.policy",
                    "semantics.discretization", "semantics")),
-    ("files and topology", ("io", "topology")),
+    ("files and topology", ("io", "topology", "dvs", "datasets")),
     ("reference", ("reference.delay", "reference.layers", "reference.neurons", "reference.engine", "reference")),
     ("reports", ("report", "compare")),
     ("backends", ("backends.base", "backends.hookspecs", "rewrite", "backends.numpy", "backends.registry", "backends")),
-    ("conversion", ("conversion", "verification", "support_matrix")),
+    ("conversion", ("conversion", "verification", "support_matrix", "recording", "evaluation", "ray_engine")),
     ("interfaces", ("cli", "plot", "testing", "")),
 ]
 RANK = {module: rank for rank, (_, modules) in enumerate(LAYERS) for module in modules}

@@ -247,14 +247,14 @@ def test_every_problem_is_reported_at_once():
     found = problems_of(
         nodes={
             "in": Input(shape=np.array([3])),
-            "lif": lif(3, tau=tau, r=np.ones(3, np.int64)),
+            "lif": lif(3, tau=tau, r=np.full(3, 2**60, np.int64)),
             "fc": Affine(weight=np.ones((2, 3), f32), bias=np.ones(3, f32)),
             "out": Output(shape=np.array([2])),
         },
         edges=[("in", "lif"), ("lif", "fc"), ("fc", "out"), ("fc", "ghost")],
     )
     assert "nodes.lif.tau[0]: must be > 0, got -1.0" in found
-    assert "nodes.lif.r: must be a float array, got dtype int64" in found
+    assert "nodes.lif.r: integers beyond 2**53 cannot become floats exactly, got dtype int64" in found
     assert "nodes.fc.bias: shape (3,) does not match weight rows (2,)" in found
     assert any(p.startswith("edges[3]: destination 'ghost' does not exist") for p in found)
     assert len(found) == 4
@@ -271,6 +271,64 @@ def test_every_problem_is_reported_at_once():
 )
 def test_parameters_must_be_float_arrays(value, expected):
     assert problems_of(**chain(("s", Scale(scale=value)))) == [f"nodes.s.scale: {expected}"]
+
+
+def test_integer_parameters_become_exact_floats():
+    """As NIR's own tests write them (`nir.Threshold(np.array([1, 2, 3]))`): float32 where it
+    holds every value exactly, else float64; never a changed value."""
+    small = Scale(scale=np.array([1, -2, 3]))
+    assert small.scale.dtype == np.float32 and small.scale.tolist() == [1.0, -2.0, 3.0]
+    big = Scale(scale=np.array([2**24 + 1, 0]))
+    assert big.scale.dtype == np.float64 and int(big.scale[0]) == 2**24 + 1
+    graph = Graph.from_nir(nir.NIRGraph.from_list(nir.Threshold(np.array([1, 2, 3]))))
+    assert graph.nodes["threshold"].threshold.dtype == np.float32
+
+
+def test_a_convolution_without_bias_has_a_zero_bias():
+    conv = nir.Conv2d(input_shape=(4, 4), weight=np.ones((2, 1, 3, 3), np.float32), stride=1, padding=1, dilation=1, groups=1, bias=None)
+    graph = Graph.from_nir(nir.NIRGraph.from_list(conv))
+    bias = graph.nodes["conv2d"].bias
+    assert bias.dtype == np.float32 and bias.shape == (2,) and not bias.any()
+
+
+def test_torch_tensors_in_nir_nodes_are_accepted():
+    torch = pytest.importorskip("torch")
+    weight = torch.ones(2, 3, requires_grad=True)
+    graph = Graph.from_nir(nir.NIRGraph.from_list(nir.Linear(weight), nir.LIF(
+        tau=torch.full((2,), 0.01), r=torch.ones(2), v_leak=torch.zeros(2), v_threshold=torch.ones(2, dtype=torch.bfloat16), v_reset=torch.zeros(2))))
+    lin = graph.nodes["linear"]
+    assert isinstance(lin.weight, np.ndarray) and lin.weight.dtype == np.float32 and (lin.weight == 1).all()
+    assert graph.nodes["lif"].v_threshold.dtype == np.float32
+    with torch.no_grad():
+        weight.fill_(5.0)
+    assert (lin.weight == 1).all()  # a copy: the tensor's later changes do not reach the graph
+
+
+def test_extended_precision_and_float32_overflow_are_refused():
+    if np.dtype(np.longdouble).itemsize > 8:
+        assert problems_of(**chain(("s", Scale(scale=np.ones(3, np.longdouble))))) == [
+            f"nodes.s.scale: extended precision ({np.dtype(np.longdouble)}) is not supported: convert to float64"]
+    huge = np.array([1.0, 1e39, 2.0])
+    assert problems_of(**chain(("s", Scale(scale=huge)))) == ["nodes.s.scale[1]: 1e+39 overflows float32, the working dtype"]
+
+
+def test_a_graph_cannot_be_changed_after_validation():
+    weight = np.ones((2, 3), np.float32)
+    g = Graph(**chain(("fc", Linear(weight=weight)), n_out=2), metadata={"who": {"names": ["a"]}})
+    weight[0, 0] = np.nan  # the caller's array is not the graph's
+    assert np.isfinite(g.nodes["fc"].weight).all()
+    with pytest.raises(ValueError):
+        g.nodes["fc"].weight[0, 0] = 2.0
+    for change in (lambda: g.metadata.__setitem__("x", 1), lambda: g.metadata.update(x=1),
+                   lambda: g.metadata["who"].__setitem__("y", 2), lambda: g.metadata["who"]["names"].append("b")):
+        with pytest.raises(TypeError, match="read-only"):
+            change()
+    with pytest.raises(TypeError, match="read-only"):
+        g.metadata |= {"x": 1}
+    changed = g.replace(metadata={"x": 1})
+    assert changed.metadata == {"x": 1} and g.metadata == {"who": {"names": ["a"]}}
+    with pytest.raises(GraphValidationError):
+        g.replace(edges=[("in", "ghost")])  # updates are validated again
 
 
 def test_strings_where_arrays_belong_are_refused():
@@ -586,3 +644,14 @@ def test_json_schema_describes_every_node_type():
         assert f'"{kind}"' in text
     graph = schema["$defs"][schema["$ref"].rsplit("/", 1)[-1]]
     assert {"nodes", "edges", "metadata"} <= set(graph["properties"])
+
+
+def test_a_graph_from_something_that_is_not_a_mapping_is_refused():
+    for bad in ("abc", [("in", "out")], None):
+        with pytest.raises(GraphValidationError, match="a graph must be a mapping"):
+            Graph.from_dict(bad)
+
+
+def test_a_layer_of_size_zero_is_refused():
+    found = problems_of(**chain(("fc", Linear(weight=np.zeros((0, 3), np.float32))), n_out=0))
+    assert "nodes.fc.weight: is empty (shape (0, 3)): a layer of size 0 computes nothing" in found

@@ -452,7 +452,7 @@ def test_save_refuses_nesting_that_load_refuses(tmp_path):
     with pytest.raises(ResourceLimitError) as info:
         save(nested(17), deeper)
     where = ".".join(["nodes.sub"] * 17)
-    assert str(info.value) == f"{deeper}: {where}: graphs nested deeper than 16 levels (max_depth); load would refuse the file"
+    assert str(info.value) == f"{deeper}: {where}: graphs nested deeper than 16 levels (max_depth)"
     assert not deeper.exists()
     save(nested(17), deeper, max_depth=17)  # the same limit on both sides
     assert load(deeper, max_depth=17) == nested(17)
@@ -470,7 +470,8 @@ def test_save_refuses_metadata_nested_deeper_than_load_reads(tmp_path):
 
 def test_save_refuses_what_loads_scan_would_refuse(tmp_path):
     """Graphs 16 deep whose innermost node has metadata 16 deep: each within max_depth, but
-    more HDF5 group levels than load's scan allows; and arrays over the byte limits."""
+    more HDF5 group levels than load's scan allows; arrays over the byte limits; more nodes
+    than max_nodes."""
     path = tmp_path / "g.nir"
     with pytest.raises(ResourceLimitError, match="groups nested deeper than 40 levels \\(see max_depth\\)"):
         save(nested(16, metadata_depth=16), path)
@@ -478,6 +479,11 @@ def test_save_refuses_what_loads_scan_would_refuse(tmp_path):
         save(small_graph(), path, max_array_bytes=47)
     with pytest.raises(ResourceLimitError, match="file declares more than 50 B of data"):
         save(small_graph(), path, max_total_bytes=50)
+    with pytest.raises(ResourceLimitError, match=r"nodes: more than 3 nodes \(max_nodes\)"):
+        save(small_graph(), path, max_nodes=3)
+    save(small_graph(), path, max_nodes=4)
+    assert load(path, max_nodes=4) == small_graph()
+    path.unlink()
     assert leftovers(tmp_path, set()) == set()
 
 
@@ -537,3 +543,17 @@ def test_no_warning_where_nirs_conv2d_width_comes_out_right(tmp_path):
             warnings.simplefilter("error")
             save(graph, tmp_path / "g.nir")
         assert Graph.from_nir(nir.read(tmp_path / "g.nir")) == load(tmp_path / "g.nir")
+
+
+def test_load_refuses_more_nodes_than_max_nodes(tmp_path):
+    from nirbridge.errors import ResourceLimitError
+
+    nodes = {"input": {"type": "Input", "shape": np.array([1])}, "output": {"type": "Output", "shape": np.array([1])}}
+    nodes |= {f"s{i}": {"type": "Scale", "scale": np.ones(1, np.float32)} for i in range(20)}
+    chain_edges = ["input", *(f"s{i}" for i in range(20)), "output"]
+    graph = Graph.from_dict({"nodes": nodes, "edges": list(zip(chain_edges, chain_edges[1:]))})
+    path = tmp_path / "chain.nir"
+    save(graph, path)
+    assert load(path, max_nodes=22) == graph
+    with pytest.raises(ResourceLimitError, match=r"chain.nir: nodes: more than 21 nodes \(max_nodes\)"):
+        load(path, max_nodes=21)

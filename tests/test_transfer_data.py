@@ -18,7 +18,8 @@ from benchmarks.transfer.datasets import (  # noqa: E402
     make_loader,
     read_idx,
 )
-from benchmarks.transfer.dvs import DVSParams, simulate_dvs, to_frames  # noqa: E402
+
+from nirbridge.dvs import DVSParams, simulate_dvs, to_frames  # noqa: E402
 
 torch.set_num_threads(1)
 

@@ -19,8 +19,7 @@ pytest.importorskip("nirbridge_norse")
 import nir  # noqa: E402
 from benchmarks.transfer import naive, report  # noqa: E402
 from benchmarks.transfer.__main__ import main  # noqa: E402
-from benchmarks.transfer.compare import compare, run_model  # noqa: E402
-from benchmarks.transfer.datasets import DEFAULT_T, FrameDataset, load_dataset, make_loader  # noqa: E402
+from benchmarks.transfer.datasets import DEFAULT_T, load_dataset, make_loader  # noqa: E402
 from benchmarks.transfer.train import SeedNet  # noqa: E402
 
 import nirbridge  # noqa: E402
@@ -182,37 +181,6 @@ def test_plots_and_tables_are_written(demo):
     assert json.loads((out / "published" / "transfer.json").read_text()) == results
 
 
-def test_compare_counts_differing_spikes_and_agreement():
-    rng = np.random.default_rng(0)
-    items = rng.random((5, 4, 3)).astype(np.float32)  # 5 samples of 4 steps
-    data = FrameDataset(items, [0, 1, 2, 0, 1], input_shape=(3,), n_classes=3)
-    loader = make_loader(data, 2)
-    base = (rng.random((4, 5, 3)) < 0.4).astype(np.float32)
-    base[:, 1] = [[0, 1, 0]] * 4  # sample 1 predicts class 1 by 4 spikes to 0
-    flipped = base.copy()
-    flipped[:, 1] = [[0, 0, 1]] * 4  # now class 2: 8 entries differ, one prediction changes
-    flipped[0, 4] = 1 - flipped[0, 4]  # 3 more entries differ
-
-    def fn(spikes):
-        offset = [0]
-
-        def model_fn(x):
-            out = spikes[:, offset[0]: offset[0] + x.shape[1]]
-            offset[0] += x.shape[1]
-            return out
-
-        return model_fn
-
-    a = run_model(fn(base), loader, progress=False)
-    b = run_model(fn(flipped), loader, progress=False)
-    got = compare(a, b)
-    assert got["differing_spikes"] == 11 and got["compared_spikes"] == 4 * 5 * 3
-    assert got["differing_fraction"] == 11 / 60
-    expected_agreement = np.mean(base.sum(0).argmax(1) == flipped.sum(0).argmax(1))
-    assert got["agreement"] == expected_agreement and expected_agreement < 1
-    assert compare(a, a)["differing_spikes"] == 0 and compare(a, a)["agreement"] == 1.0
-
-
 def test_first_difference_finds_where_a_converted_model_departs(demo):
     """One hidden neuron that can no longer fire: the first difference is its first spike."""
     from benchmarks.transfer.compare import difference_text, first_difference
@@ -221,7 +189,6 @@ def test_first_difference_finds_where_a_converted_model_departs(demo):
     graph = nirbridge.load(out / "digits" / "model.nir")
     _, test = load_dataset("digits", limit=LIMIT)
     loader = make_loader(test, 16)
-    reference = nirbridge.convert(graph, to="numpy")
     spikes = np.concatenate([nirbridge.simulate(graph, np.asarray(x), record=["lif1"]).states["lif1"]["spikes"]
                              for x, _ in loader], axis=1)  # (T, samples, hidden)
     j = int(np.argmax(spikes.sum(axis=(0, 1))))
@@ -229,19 +196,19 @@ def test_first_difference_finds_where_a_converted_model_departs(demo):
     threshold = np.broadcast_to(np.asarray(lif1.v_threshold, dtype=np.float32), spikes.shape[2:]).copy()
     threshold[j] = 1e9
     mute = graph.model_copy(update={"nodes": graph.nodes | {"lif1": lif1.model_copy(update={"v_threshold": threshold})}})
-    muted = nirbridge.convert(mute, to="numpy")
 
-    first_batch = np.flatnonzero(spikes[:, :, j].any(axis=0))[0] // 16
-    block = spikes[:, 16 * first_batch: 16 * first_batch + 16, j]
-    step = int(np.flatnonzero(block.any(axis=1))[0])
-    sample = 16 * first_batch + int(np.flatnonzero(block[step])[0])
+    sample = int(np.flatnonzero(spikes[:, :, j].any(axis=0))[0])  # the lowest sample where j spikes ...
+    step = int(np.flatnonzero(spikes[:, sample, j])[0])  # ... and its first spike there
 
-    found = first_difference(graph, "numpy", muted, reference, loader)
+    ev = nirbridge.evaluate(graph, loader, backends=[], progress=False,
+                            models={"muted": lambda x: nirbridge.simulate(mute, x, record=["lif1", "lif2"])})
+    found = first_difference(graph, ev["muted"], "muted")
     assert (found["node"], found["neuron"], found["step"], found["sample"]) == ("lif1", [j], step, sample)
     assert found["spiked"] == "reference" and found["v_reference"] > found["threshold"]
     text = difference_text("muted", found)
     assert f"test sample {sample}, step {step}" in text and "float32" not in text
-    assert first_difference(graph, "numpy", reference, reference, loader) is None
+    same = nirbridge.evaluate(graph, loader, backends=["numpy"], progress=False)
+    assert first_difference(graph, same["numpy"], "numpy") is None
 
 
 def test_reuse_loads_the_saved_model_instead_of_training(demo, tmp_path):

@@ -1,4 +1,4 @@
-"""The study's network, its training and the backend-neutral evaluation."""
+"""The study's network, its training, and its evaluation with nirbridge.evaluate."""
 
 import json
 
@@ -10,8 +10,7 @@ snn = pytest.importorskip("snntorch")
 pytest.importorskip("tonic")
 
 from benchmarks.transfer.__main__ import main  # noqa: E402
-from benchmarks.transfer.datasets import FrameDataset, load_dataset  # noqa: E402
-from benchmarks.transfer.evaluate import evaluate  # noqa: E402
+from benchmarks.transfer.datasets import load_dataset  # noqa: E402
 from benchmarks.transfer.train import (  # noqa: E402
     SeedNet,
     as_model_fn,
@@ -21,6 +20,8 @@ from benchmarks.transfer.train import (  # noqa: E402
     sequence_loss,
     train,
 )
+
+import nirbridge  # noqa: E402
 
 torch.set_num_threads(1)
 
@@ -114,8 +115,11 @@ def test_training_lowers_the_loss_and_beats_chance(small_digits, trained):
     net, history = trained
     assert len(history["loss"]) == len(history["accuracy"]) == len(history["seconds"]) == 6
     assert history["loss"][-1] < 0.7 * history["loss"][0]
-    result = evaluate(as_model_fn(net), small_digits[1], batch_size=50, progress=False)
-    assert result["accuracy"] > 0.5  # chance: 0.1
+    test = small_digits[1]
+    sample = torch.as_tensor(np.stack([test[i][0] for i in range(2)], axis=1))
+    result = nirbridge.evaluate(net, test, backends=[], original=as_model_fn(net), sample=sample, batch_size=50, progress=False)
+    assert result["original"].accuracy > 0.5  # chance: 0.1
+    assert result["original"].agreement == 1.0  # the exported graph (the reference) predicts the same
 
 
 def test_training_is_seeded(small_digits, trained):
@@ -127,40 +131,6 @@ def test_training_is_seeded(small_digits, trained):
         runs.append((train(net, subset, epochs=1, batch_size=16, seed=5, progress=False)["loss"],
                      net.fc1.weight.detach().clone()))
     assert runs[0][0] == runs[1][0] and torch.equal(runs[0][1], runs[1][1])
-
-
-def one_hot_dataset(predicted, labels, T=3, classes=4):
-    """Samples whose frames are the spikes of a model that predicts ``predicted``."""
-    items = np.zeros((len(labels), T, classes), np.float32)
-    items[np.arange(len(labels)), :, predicted] = 1
-    items[np.arange(len(labels)), 0, (np.asarray(predicted) + 1) % classes] = 1  # a runner-up
-    return FrameDataset(items, labels, input_shape=(classes,), n_classes=classes)
-
-
-@pytest.mark.parametrize("as_numpy", [False, True])
-def test_evaluate_counts_spikes_for_torch_and_numpy_models(as_numpy):
-    predicted = np.array([0, 1, 2, 3, 3, 1, 0])
-    labels = np.array([0, 1, 2, 0, 3, 2, 1])
-    data = one_hot_dataset(predicted, labels)
-    seen = []
-
-    def model_fn(x):  # spikes = input frames
-        seen.append(type(x))
-        return np.array(x) if as_numpy else x.clone()
-
-    r = evaluate(model_fn, data, batch_size=3, as_numpy=as_numpy, keep_spikes=True, progress=False)
-    assert seen == [np.ndarray if as_numpy else torch.Tensor] * 3  # batches of 3, 3, 1
-    assert np.array_equal(r["predictions"], predicted) and np.array_equal(r["labels"], labels)
-    assert r["accuracy"] == pytest.approx(4 / 7)
-    assert r["spike_counts"].shape == (7, 4) and r["spike_counts"].sum() == 7 * 4
-    assert np.array_equal(r["output_spikes"], data.items.transpose(1, 0, 2))
-    assert r["seconds_per_sample"] > 0
-
-
-def test_evaluate_rejects_outputs_that_are_not_spike_trains():
-    data = one_hot_dataset([0, 1], [0, 1])
-    with pytest.raises(ValueError, match=r"\(T, B=2, classes\)"):
-        evaluate(lambda x: x.sum(0), data, batch_size=2, progress=False)
 
 
 def test_saved_model_reloads_with_the_same_outputs(tmp_path):

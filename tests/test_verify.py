@@ -94,6 +94,27 @@ def test_a_potential_off_by_more_than_tolerance_fails_without_any_spike_change()
     assert c.max_dv == pytest.approx(1e-3, rel=1e-3)
 
 
+@pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])
+def test_a_non_finite_value_where_the_reference_is_finite_is_a_difference(bad):
+    def poison(states, outputs):
+        states["lif1"]["v"][7, 0, 1] = bad
+        next(iter(outputs.values()))[9, 1, 0] = bad
+
+    with temporary(Tampered(poison)):
+        result = verify(network(), backends=["tampered"]).results["tampered"]
+    lif1, out = result.nodes["lif1"], result.nodes["output"]
+    assert not lif1.ok and lif1.first_diff_step == 7 and lif1.max_dv == np.inf
+    assert not out.ok and out.first_diff_step == 9
+    assert not result.ok
+
+
+def test_nan_never_agrees_even_with_nan():
+    reference = SimulationResult({"output": np.array([[[np.nan]], [[1.0]]])})
+    assert not compare(reference, SimulationResult({"output": np.array([[[np.nan]], [[1.0]]])}), None, [])["output"].ok
+    ones = SimulationResult({"output": np.ones((2, 1, 1))})
+    assert compare(ones, ones, None, [])["output"].ok
+
+
 def test_potentials_within_tolerance_pass_but_are_not_identical():
     def nudge(states, outputs):
         states["lif1"]["v"] *= np.float32(1 + 2e-7)
@@ -207,3 +228,25 @@ def test_a_state_of_the_wrong_shape_fails():
     with temporary(Tampered(squash)):
         c = verify(network(), backends=["tampered"]).results["tampered"].nodes["lif1"]
     assert not c.ok and c.missing == ["spikes (shape (50, 4, 2), expected (50, 4, 6))"]
+
+
+def test_misused_arguments_get_a_clear_answer():
+    g = network()
+    assert list(verify(g, backends="numpy").results) == ["numpy"]  # one name is a list of one
+    with pytest.raises(nirbridge.NirbridgeError, match="backends: the list is empty"):
+        verify(g, backends=[])
+    with pytest.raises(TypeError, match="backends"):
+        verify(g, backends=[1, 2])
+    for bad in ({"batch": -1}, {"steps": 0}, {"batch": 2.5}):
+        with pytest.raises(SimulationError, match=f"^{next(iter(bad))}: must be a positive integer"):
+            verify(g, backends=["numpy"], **bad)
+    with pytest.raises(SimulationError, match="^record: must be node names"):
+        simulate(g, np.zeros((3, 1, 3), np.float32), record=5)
+
+
+def test_generated_inputs_of_a_huge_declared_shape_are_refused_before_allocating():
+    huge = Graph.from_dict({"nodes": {"input": {"type": "Input", "shape": np.array([2**31, 2**31])},
+                                      "output": {"type": "Output", "shape": np.array([2**31, 2**31])}},
+                            "edges": [("input", "output")]})
+    with pytest.raises(nirbridge.ResourceLimitError, match=r"^nodes\.input\.shape: .* pass inputs explicitly"):
+        verify(huge, backends=["numpy"])

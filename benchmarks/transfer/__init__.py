@@ -3,12 +3,11 @@ check that accuracy and spikes stay the same.
 
 ``python -m benchmarks.transfer`` runs it. Parts:
 
-- ``datasets``: built-in digits (static and simulated-DVS events) and tonic/torchvision datasets;
-- ``dvs``: the simulated DVS camera under saccades;
+- ``datasets``: built-in digits (static and simulated-DVS events, from ``nirbridge.datasets``) and
+  tonic/torchvision datasets;
 - ``train``: the study's network (fc -> Synaptic -> fc -> Synaptic) and its training;
-- ``evaluate``: accuracy by output spike count for any backend's ``model_fn``;
-- ``compare``: the same batches through several models, prediction agreement and differing
-  output spikes against the original, and where a converted model first departs;
+- ``compare``: table rows from ``nirbridge.evaluate`` results (one call per table: the same
+  batches through every model), firing rates, and where a converted model first departs;
 - ``transfer``: the trained network through a saved NIR file to Norse, snnTorch and the NumPy
   reference with nirbridge;
 - ``naive``: the same with ``snntorch.export_to_nir`` and ``norse.torch.from_nir``;
@@ -17,9 +16,9 @@ check that accuracy and spikes stay the same.
 - ``report``: the Markdown and JSON tables.
 """
 
+from nirbridge.dvs import DVSParams, simulate_dvs, to_frames
+
 from .datasets import DATASETS, DatasetMissingError, FrameDataset, load_dataset, make_loader
-from .dvs import DVSParams, simulate_dvs, to_frames
-from .evaluate import evaluate
 from .train import SeedNet, as_model_fn, build_model, load_model, save_model, train
 
 __all__ = [
@@ -30,7 +29,6 @@ __all__ = [
     "SeedNet",
     "as_model_fn",
     "build_model",
-    "evaluate",
     "load_dataset",
     "load_model",
     "make_loader",

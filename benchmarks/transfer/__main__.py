@@ -30,10 +30,12 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import torch
 
+import nirbridge
+
 from .datasets import DATASETS, DEFAULT_BATCH_SIZE, DEFAULT_T, DatasetMissingError, load_dataset
-from .evaluate import evaluate
 from .train import as_model_fn, build_model, load_model, save_model, train
 
 BUILT_IN = ("digits", "digits-dvs")
@@ -98,13 +100,14 @@ def run(name: str, args: argparse.Namespace) -> dict:
         start = time.perf_counter()
         history = train(net, train_set, epochs=epochs, batch_size=batch_size, seed=args.seed, progress=progress)
         seconds = time.perf_counter() - start
-    result = evaluate(as_model_fn(net), test_set, batch_size=batch_size, progress=progress,
-                      desc=f"test {name}")
+    sample = torch.as_tensor(np.stack([test_set[i][0] for i in range(2)], axis=1))  # (T, 2, ...) for the export
+    result = nirbridge.evaluate(net, test_set, backends=[], original=as_model_fn(net), sample=sample,
+                                batch_size=batch_size, progress=progress)["original"]
     metrics = {
         "dataset": name, "train_samples": len(train_set), "test_samples": len(test_set),
         "epochs": epochs, "batch_size": batch_size, "model": net.config,
-        "load_seconds": load_seconds, "train_seconds": seconds, "history": history, "test_accuracy": result["accuracy"],
-        "seconds_per_sample": result["seconds_per_sample"],
+        "load_seconds": load_seconds, "train_seconds": seconds, "history": history, "test_accuracy": result.accuracy,
+        "seconds_per_sample": result.seconds_per_sample,
     }
     save_model(net, folder / "model.pt")
     (folder / "train.json").write_text(json.dumps(metrics, indent=2))

@@ -1,22 +1,21 @@
-"""Run models over the same test batches and compare them with an original.
+"""Table rows from `nirbridge.evaluate` results, firing rates of a native model, and where a
+converted model first departs from the NumPy reference.
 
-``run_model`` wraps ``evaluate``: it keeps the output spikes and counts the entries actually
-simulated (sum over batches of steps x batch size x classes; event batches are padded to their
-longest sample and every model sees the same padded batch). ``compare`` gives
+Every table of the study is one `nirbridge.evaluate` call per dataset: the original model (the
+source), the backends converted from the saved NIR file, and other models (the naive path),
+all on the same batches. A row gives
 
 - ``agreement``: the fraction of test samples whose prediction equals the original's;
 - ``differing_spikes``: the number of (sample, step, neuron) entries of the output spike trains
   where exactly one of the two models spiked, and ``differing_fraction`` = that number divided by
-  ``compared_spikes``, the number of entries compared.
+  ``compared_spikes``, the number of entries compared (event batches are padded to their
+  longest sample and every model sees the same padded batch).
 
-``SpikeMonitor`` counts the spikes named layers emit while a model runs, for firing rates.
+``SpikeMonitor`` counts the spikes named layers of a native model emit while it runs, for firing
+rates.
 """
 
 from __future__ import annotations
-
-import numpy as np
-
-from .evaluate import evaluate
 
 
 class SpikeMonitor:
@@ -52,49 +51,18 @@ class SpikeMonitor:
         return {n: self.spikes[n] / self.entries[n] if self.entries[n] else 0.0 for n in self.modules}
 
 
-def run_model(model_fn, loader, *, as_numpy: bool = False, progress: bool = True, desc: str = "evaluate") -> dict:
-    """``evaluate(model_fn, loader, keep_spikes=True)`` plus ``simulated``: the number of output
-    entries (steps x batch x classes) the model computed over all batches."""
-    simulated = [0]
-
-    def counted(x):
-        out = model_fn(x)
-        simulated[0] += int(np.prod(out.shape))
-        return out
-
-    result = evaluate(counted, loader, as_numpy=as_numpy, keep_spikes=True, progress=progress, desc=desc)
-    result["simulated"] = simulated[0]
-    return result
-
-
-def compare(original: dict, other: dict) -> dict:
-    """Prediction agreement and differing output spikes of ``other`` against ``original``
-    (both from ``run_model`` on the same loader)."""
-    a, b = original["output_spikes"], other["output_spikes"]
-    if a.shape != b.shape:
-        raise ValueError(f"output spikes of different shapes: {a.shape} vs {b.shape}")
-    if not np.array_equal(original["labels"], other["labels"]):
-        raise ValueError("the two runs saw different samples")
-    differing = int(np.count_nonzero((a != 0) != (b != 0)))
-    return {
-        "agreement": float((original["predictions"] == other["predictions"]).mean()),
-        "differing_spikes": differing,
-        "compared_spikes": int(original["simulated"]),
-        "differing_fraction": differing / original["simulated"] if original["simulated"] else 0.0,
-    }
-
-
-def row(dataset: str, table: str, model: str, result: dict | None, original: dict | None, **extra) -> dict:
-    """One table row: ``result`` is a ``run_model`` result (None when the model never ran,
-    then ``extra`` should hold ``error``); ``original`` what it is compared with."""
+def row(dataset: str, table: str, model: str, result, output: str | None = None, **extra) -> dict:
+    """One table row: ``result`` is a model's `nirbridge.evaluation.ModelResult` against the
+    original (None when the model never ran, then ``extra`` should hold ``error``); ``output``
+    the graph's Output node."""
     out = {"dataset": dataset, "table": table, "model": model}
     if result is not None:
-        out["accuracy"] = result["accuracy"]
-        out["samples"] = int(len(result["labels"]))
-        out["seconds_per_sample"] = result["seconds_per_sample"]
-        out["output_spike_rate"] = float(result["output_spikes"].sum() / result["simulated"]) if result["simulated"] else 0.0
-        if original is not None:
-            out.update(compare(original, result))
+        rate = result.layers[output].rate if output in result.layers else None
+        out.update({
+            "accuracy": result.accuracy, "samples": result.samples, "seconds_per_sample": result.seconds_per_sample,
+            "output_spike_rate": rate or 0.0, "agreement": result.agreement, "differing_spikes": result.output_differing,
+            "compared_spikes": result.output_compared, "differing_fraction": result.output_fraction,
+        })
     out.update(extra)
     return out
 
@@ -104,41 +72,22 @@ def spiking_nodes(graph) -> list[str]:
     return [name for name, node in graph.nodes.items() if node.type in ("LIF", "CubaLIF", "IF")]
 
 
-def first_difference(graph, backend: str, native, reference, loader) -> dict | None:
-    """Where a converted model first departs from the NumPy reference: the earliest step (then
-    the earliest layer) at which some neuron spikes in one and not the other, with both membrane
-    potentials there and the threshold. ``native``: the model of ``backend``; ``reference``: the
-    ``numpy`` model of the same graph; ``loader``: the batches the table used. None when every
-    neuron of every sample spikes alike."""
-    import nirbridge
-
-    neurons = spiking_nodes(graph)
-    impl, ref_impl = nirbridge.get_backend(backend), nirbridge.get_backend("numpy")
-    offset = 0
-    for x, _ in loader:
-        x = np.asarray(x, dtype=np.float32)
-        got = impl.simulate(native, x, record=tuple(neurons))
-        want = ref_impl.simulate(reference, x, record=tuple(neurons))
-        found = None
-        for order, name in enumerate(neurons):
-            diff = np.argwhere((got.states[name]["spikes"] != 0) != (want.states[name]["spikes"] != 0))
-            if len(diff) and (found is None or (diff[0][0], order) < (found[1][0], found[2])):
-                found = (name, tuple(int(i) for i in diff[0]), order)
-        if found is None:
-            offset += x.shape[1]
-            continue
-        name, (step, b, *neuron), _ = found
-        thr = np.asarray(graph.nodes[name].v_threshold, dtype=float)
-        shape = want.states[name]["v"].shape[2:]
-        threshold = float(thr.reshape(-1)[0] if thr.size == 1 else np.broadcast_to(thr, shape)[tuple(neuron)])
-        ref_spiked = bool(want.states[name]["spikes"][(step, b, *neuron)])
-        return {
-            "node": name, "sample": offset + b, "step": step, "neuron": neuron, "threshold": threshold,
-            "v_reference": float(want.states[name]["v"][(step, b, *neuron)]),
-            "v_converted": float(got.states[name]["v"][(step, b, *neuron)]),
-            "spiked": "reference" if ref_spiked else backend,
-        }
-    return None
+def first_difference(graph, result, label: str) -> dict | None:
+    """Where a model of a `nirbridge.evaluate` result first departs from the NumPy reference:
+    over its spiking layers, the lowest sample, then the earliest step, then the earliest layer,
+    with both membrane potentials there and the threshold. ``label``: who spiked when the
+    reference did not. None when every neuron of every sample spikes alike."""
+    found = []
+    for order, name in enumerate(spiking_nodes(graph)):
+        d = result.layers.get(name) and result.layers[name].first_difference
+        if d:
+            found.append(((d["sample"], d["step"], order), d))
+    if not found:
+        return None
+    d = min(found, key=lambda item: item[0])[1]
+    return {"node": d["node"], "sample": d["sample"], "step": d["step"], "neuron": d["neuron"],
+            "threshold": d["threshold"], "v_reference": d["v_reference"], "v_converted": d["v_model"],
+            "spiked": "reference" if d["spiked"] == "reference" else label}
 
 
 def difference_text(model: str, d: dict) -> str:

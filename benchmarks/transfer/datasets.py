@@ -1,11 +1,12 @@
 """Datasets of the transfer study. Every sample is ``(x[T, *input_shape] float32, label)``.
 
-Built in (offline; the default), from scikit-learn's 1,797 8x8 handwritten digit scans g (0..16),
-split once into a stratified, seeded 80/20 train/test split:
+Built in (offline; the default; made by the library, ``nirbridge.datasets``), from scikit-learn's
+1,797 8x8 handwritten digit scans g (0..16), split once into a stratified, seeded 80/20 train/test
+split:
 
 - ``digits``: static frames x_t = g / 16 for t < T, shape (T, 1, 8, 8): the MNIST analogue.
-- ``digits-dvs``: events of a simulated DVS camera under three saccades (see ``dvs.py``), binned
-  by tonic's ``ToFrame`` into T frames of ON/OFF counts, shape (T, 2, 20, 20): the N-MNIST analogue.
+- ``digits-dvs``: events of a simulated DVS camera under three saccades (``nirbridge.dvs``),
+  binned by tonic's ``ToFrame`` into T frames of ON/OFF counts, shape (T, 2, 20, 20): the N-MNIST analogue.
 
 Real, in the libraries' layout under ``data_dir``, downloaded there when missing and possible:
 
@@ -23,7 +24,6 @@ sample (``tonic.collation.PadTensors``). Loaders yield time-major batches (T, B,
 
 from __future__ import annotations
 
-import functools
 import gzip
 import struct
 from collections.abc import Sequence
@@ -31,7 +31,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .dvs import DVSParams, simulate_dvs, to_frames
+from nirbridge.datasets import FrameDataset, digits, digits_dvs, digits_split  # noqa: F401 (re-exported)
+from nirbridge.dvs import DVSParams
 
 DATASETS = ("digits", "digits-dvs", "mnist", "nmnist", "pokerdvs")
 DEFAULT_T = {"digits": 20, "digits-dvs": 30, "mnist": 25}
@@ -42,41 +43,6 @@ DEFAULT_DATA_DIR = Path(".data")
 
 class DatasetMissingError(RuntimeError):
     """A real dataset is neither on disk nor downloadable."""
-
-
-class FrameDataset:
-    """Map-style dataset: item i is (x[T, *input_shape] float32, int label).
-
-    ``items[j]`` is a sample's frames (T, *input_shape), or with ``repeat=T`` one static frame
-    repeated T times; values are multiplied by ``scale``. ``index`` selects and orders the samples.
-    """
-
-    def __init__(self, items, labels, *, input_shape, n_classes, index=None, repeat=None, scale=1.0):
-        self.items, self._labels = items, np.asarray(labels, dtype=np.int64)
-        self.index = np.arange(len(self._labels)) if index is None else np.asarray(index, dtype=np.int64)
-        self.input_shape, self.n_classes = tuple(input_shape), int(n_classes)
-        self.repeat, self.scale = repeat, scale
-
-    def __len__(self) -> int:
-        return len(self.index)
-
-    def __getitem__(self, i: int):
-        j = self.index[i]
-        x = np.asarray(self.items[j], dtype=np.float32) * np.float32(self.scale)
-        if self.repeat is not None:
-            x = np.repeat(x[None], self.repeat, axis=0)
-        return x, int(self._labels[j])
-
-    @property
-    def labels(self) -> np.ndarray:
-        return self._labels[self.index]
-
-    def subset(self, positions) -> FrameDataset:
-        """The samples at ``positions`` of this dataset."""
-        return FrameDataset(
-            self.items, self._labels, input_shape=self.input_shape, n_classes=self.n_classes,
-            index=self.index[np.asarray(positions, dtype=np.int64)], repeat=self.repeat, scale=self.scale,
-        )
 
 
 def load_dataset(
@@ -107,15 +73,15 @@ def load_dataset(
     T = T or DEFAULT_T.get(name)
     root = Path(data_dir) if data_dir is not None else DEFAULT_DATA_DIR
     if name == "digits":
-        sets = _digits(T, seed)
+        sets = digits(T, seed)
     elif name == "digits-dvs":
-        sets = _digits_dvs(T, seed, dvs, limit)
+        sets = digits_dvs(T, seed, dvs, limit)
     elif name == "mnist":
         sets = tuple(_mnist(root, train, T, download) for train in (True, False))
     else:
         window = time_window or TIME_WINDOW_US[name]
         sets = tuple(_tonic_frames(name, root, train, window, download) for train in (True, False))
-    return tuple(_limit(s, limit) for s in sets)
+    return tuple(s.spread(limit) for s in sets)
 
 
 def make_loader(dataset, batch_size: int = 64, *, shuffle: bool = False, seed: int = 0):
@@ -128,58 +94,6 @@ def make_loader(dataset, batch_size: int = 64, *, shuffle: bool = False, seed: i
         dataset, batch_size=batch_size, shuffle=shuffle, generator=generator,
         collate_fn=PadTensors(batch_first=False),
     )
-
-
-def _limit(dataset: FrameDataset, limit: int | None) -> FrameDataset:
-    if limit is None or limit >= len(dataset):
-        return dataset
-    return dataset.subset(np.linspace(0, len(dataset) - 1, limit).round().astype(int))
-
-
-# --- built in ---------------------------------------------------------------------------------
-
-
-@functools.lru_cache(maxsize=4)
-def digits_split(seed: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """scikit-learn's digits as (images (n, 8, 8) in [0, 1], labels, train index, test index)."""
-    from sklearn.datasets import load_digits
-    from sklearn.model_selection import train_test_split
-
-    digits = load_digits()
-    images = (digits.images / 16.0).astype(np.float32)
-    labels = digits.target.astype(np.int64)
-    train, test = train_test_split(
-        np.arange(len(labels)), test_size=0.2, stratify=labels, random_state=seed
-    )
-    return images, labels, np.sort(train), np.sort(test)
-
-
-def _digits(T: int, seed: int):
-    images, labels, *splits = digits_split(seed)
-    return tuple(
-        FrameDataset(images[:, None], labels, input_shape=(1, 8, 8), n_classes=10, index=ix, repeat=T)
-        for ix in splits
-    )
-
-
-def _digits_dvs(T: int, seed: int, params: DVSParams, limit: int | None):
-    images, labels, *splits = digits_split(seed)
-    sensor = params.sensor_size(images.shape[1:])
-    out = []
-    for ix in splits:
-        if limit is not None and limit < len(ix):
-            ix = ix[np.linspace(0, len(ix) - 1, limit).round().astype(int)]
-        frames = _dvs_frames(tuple(ix), T, seed, params)
-        out.append(FrameDataset(frames, labels[ix], input_shape=(2, sensor[1], sensor[0]), n_classes=10))
-    return out
-
-
-@functools.lru_cache(maxsize=4)
-def _dvs_frames(ix: tuple[int, ...], T: int, seed: int, params: DVSParams) -> np.ndarray:
-    images = digits_split(seed)[0]
-    events = simulate_dvs(images[list(ix)], params, seed=seed, ids=np.asarray(ix))
-    sensor = params.sensor_size(images.shape[1:])
-    return np.stack([to_frames(e, sensor, T, params.duration_us) for e in events])
 
 
 # --- MNIST ------------------------------------------------------------------------------------

@@ -28,19 +28,19 @@ import torch.nn.functional as F
 
 import nirbridge
 
-from .compare import SpikeMonitor, first_difference, row, run_model
+from .compare import SpikeMonitor, first_difference, row
 from .datasets import make_loader
 from .train import fit
 
 ORIGINAL = "Norse CSNN, trained (original)"
 #: positions of the LIFCells in the SequentialState
 LIF_LAYERS = {"lif1": 1, "lif2": 4, "lif3": 8}
-#: targets of the converted model: (backend, table label, converted from the model or the file)
-TARGETS = (
-    ("snntorch", "snnTorch (nirbridge)", "model"),
-    ("numpy", "NumPy reference (nirbridge)", "file"),
-    ("norse", "Norse (nirbridge, back from the NIR file)", "file"),
-)
+#: targets of the converted model (from the saved NIR file): backend -> table label
+TARGETS = {
+    "snntorch": "snnTorch (nirbridge)",
+    "numpy": "NumPy reference (nirbridge)",
+    "norse": "Norse (nirbridge, back from the NIR file)",
+}
 
 
 def build_csnn(input_shape, n_classes: int, *, channels=(8, 16), gain: float = 4.0, seed: int = 0):
@@ -107,29 +107,16 @@ def norse_first(name: str, train_set, test_set, folder: Path, *, epochs: int = 4
             return run_csnn(net, x)
 
     with SpikeMonitor({n: net[i] for n, i in LIF_LAYERS.items()}) as monitor:
-        original = run_model(original_fn, loader, progress=progress, desc=f"{name}: {ORIGINAL}")
-    rows = [row(name, "norse-first", ORIGINAL, original, original, route="trained in Norse",
+        ev = nirbridge.evaluate(path, loader, backends=list(TARGETS), original=original_fn, progress=progress)
+    output = next(iter(graph.outputs()))
+    rows = [row(name, "norse-first", ORIGINAL, ev["original"], output, route="trained in Norse",
                 firing_rates=monitor.rates(), is_original=True, backend="norse (original)")]
-    natives = {}
-    for backend, label, source in TARGETS:
-        start = time.perf_counter()
-        if source == "model":
-            native = nirbridge.convert(net, to=backend, sample=sample)
-            route = f"nirbridge.convert(norse_model, to={backend!r}, sample=...)"
-        else:
-            native = nirbridge.convert(path, to=backend)
-            route = f"NIR file -> nirbridge.convert(to={backend!r})"
-        seconds = time.perf_counter() - start
-        natives[backend] = native
-        impl = nirbridge.get_backend(backend)
-        result = run_model(lambda x, impl=impl, native=native: impl.simulate(native, x).output, loader,
-                           as_numpy=True, progress=progress, desc=f"{name}: {label}")
-        rows.append(row(name, "norse-first", label, result, original, route=route, convert_seconds=seconds,
-                        backend=backend))
-    for r in rows[1:]:
-        if r["backend"] != "numpy" and r["differing_spikes"]:
-            r["first_difference"] = first_difference(graph, r["backend"], natives[r["backend"]], natives["numpy"],
-                                                     loader)
+    for backend, label in TARGETS.items():
+        r = row(name, "norse-first", label, ev[backend], output, route=f"NIR file -> nirbridge.convert(to={backend!r})",
+                backend=backend)
+        if backend != "numpy" and r["differing_spikes"]:
+            r["first_difference"] = first_difference(graph, ev[backend], backend)
+        rows.append(r)
     return {
         "rows": rows, "history": history, "train_seconds": train_seconds, "epochs": epochs,
         "nir_file": str(path), "nodes": {n: node.type for n, node in graph.nodes.items()},

@@ -74,7 +74,8 @@ def markdown(results: dict) -> str:
             "Agreement: fraction of test samples with the same prediction (most output spikes) as the "
             "original. Differing output spikes: (sample, step, output neuron) entries where exactly one "
             "of the two models spiked, over the whole test set. Time per sample: inside the model, "
-            "batches of the same size for every row.", "",
+            "batches of the same size for every row; converted models also record every spiking layer, "
+            "which `nirbridge.evaluate` compares with the NumPy reference.", "",
         ]
     for name, d in results["datasets"].items():
         train = d.get("train")

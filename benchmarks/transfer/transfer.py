@@ -1,10 +1,12 @@
 """Transfer of the trained SeedNet: snnTorch -> NIR file -> Norse, snnTorch and the NumPy
 reference, each evaluated on the whole test set with the same batches and compared with the
-original, spike for spike; then the naive path (``naive.py``) on the same data; then plots.
+original, spike for spike, together with the naive path's models (``naive.py``), in one
+`nirbridge.evaluate` call; then plots.
 
     graph = nirbridge.convert(net, to="nir", sample=batch)   # policy in graph.metadata
     nirbridge.save(graph, "<out>/<dataset>/model.nir")
-    model = nirbridge.convert("<out>/<dataset>/model.nir", to="norse")   # and "snntorch", "numpy"
+    ev = nirbridge.evaluate("<out>/<dataset>/model.nir", loader, backends=["norse", "snntorch", "numpy"],
+                            original=run_the_trained_net, models=naive_models)
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ import nirbridge
 from nirbridge.semantics import Policy
 
 from . import naive
-from .compare import SpikeMonitor, first_difference, row, run_model
+from .compare import SpikeMonitor, first_difference, row
 from .datasets import make_loader
 from .figures import LAYERS, plot_samples, record_seednet
 from .train import as_model_fn
@@ -28,11 +30,6 @@ BACKENDS = {"norse": "Norse", "snntorch": "snnTorch", "numpy": "NumPy reference"
 ORIGINAL = "snnTorch, trained (original)"
 #: the naive model's layers (nodes of snnTorch's export of the Sequential), named as SeedNet's
 NAIVE_LAYERS = {"lif1": "1", "lif2": "3"}
-
-
-def backend_fn(backend_name: str, native):
-    backend = nirbridge.get_backend(backend_name)
-    return lambda x: backend.simulate(native, x).output
 
 
 def export(net, sample, path: Path):
@@ -62,36 +59,31 @@ def transfer_seednet(name: str, net, test_set, folder: Path, *, batch_size: int,
     say = print if progress else (lambda *a, **k: None)
     say(f"{name}: exported to {path} ({export_seconds:.1f} s); policy: {policy_text(policy, graph)}")
 
+    tried = naive.attempts(net, first) if with_naive else []
+    naive_models = {f"naive {i}": naive.model_fn(a.model) for i, a in enumerate(tried) if a.model is not None}
     with SpikeMonitor({n: getattr(net, n) for n in LAYERS}) as monitor:
-        original = run_model(as_model_fn(net), loader, progress=progress, desc=f"{name}: {ORIGINAL}")
-    rows = [row(name, "nirbridge", ORIGINAL, original, original, route="trained in snnTorch",
+        ev = nirbridge.evaluate(path, loader, backends=list(BACKENDS), original=as_model_fn(net), models=naive_models,
+                                progress=progress)
+    output = next(iter(graph.outputs()))
+    rows = [row(name, "nirbridge", ORIGINAL, ev["original"], output, route="trained in snnTorch",
                 firing_rates=monitor.rates(), is_original=True)]
-    converted = {}
     for backend, label in BACKENDS.items():
-        start = time.perf_counter()
-        native = nirbridge.convert(path, to=backend)
-        seconds = time.perf_counter() - start
-        converted[backend] = native
-        result = run_model(backend_fn(backend, native), loader, as_numpy=True, progress=progress,
-                           desc=f"{name}: {label}")
-        rows.append(row(name, "nirbridge", f"{label} (nirbridge)", result, original,
-                        route=f"NIR file -> nirbridge.convert(to={backend!r})", convert_seconds=seconds))
-    explain(rows, graph, converted, loader)
-
+        r = row(name, "nirbridge", f"{label} (nirbridge)", ev[backend], output,
+                route=f"NIR file -> nirbridge.convert(to={backend!r})")
+        if backend != "numpy" and r["differing_spikes"]:
+            r["first_difference"] = first_difference(graph, ev[backend], backend)
+        rows.append(r)
     naive_rows, naive_plot_model = [], None
-    if with_naive:
-        for attempt in naive.attempts(net, first):
-            dt = {"dt": attempt.dt} if attempt.dt is not None else {}
-            if attempt.model is None:
-                naive_rows.append(row(name, "naive", attempt.route, None, None, route=attempt.route,
-                                      error=attempt.error, **dt))
-                continue
-            desc = f"{name}: naive dt={attempt.dt:g}"
-            result = run_model(naive.model_fn(attempt.model), loader, progress=progress, desc=desc)
-            naive_rows.append(row(name, "naive", attempt.route, result, original, route=attempt.route,
-                                  **dt, **attempt.details))
-            if naive_plot_model is None and attempt.dt == naive.SNNTORCH_EXPORT_DT:
-                naive_plot_model = attempt.model
+    for i, attempt in enumerate(tried):
+        dt = {"dt": attempt.dt} if attempt.dt is not None else {}
+        if attempt.model is None:
+            naive_rows.append(row(name, "naive", attempt.route, None, route=attempt.route, error=attempt.error, **dt))
+            continue
+        naive_rows.append(row(name, "naive", attempt.route, ev[f"naive {i}"], output, route=attempt.route,
+                              **dt, **attempt.details))
+        if naive_plot_model is None and attempt.dt == naive.SNNTORCH_EXPORT_DT:
+            naive_plot_model = attempt.model
+    say(f"{name}: {len(ev.models)} models evaluated on {ev.samples} test samples in {ev.seconds:.1f} s")
 
     paths = []
     if plots:
@@ -100,7 +92,7 @@ def transfer_seednet(name: str, net, test_set, folder: Path, *, batch_size: int,
         labels = [int(test_set.labels[i]) for i in indices]
         np.save(folder / "plot_inputs.npy", x)  # for `nirbridge plot model.nir --input plot_inputs.npy`
         ref = record_seednet(net, x)
-        conv = nirbridge.get_backend("norse").simulate(converted["norse"], x, record=LAYERS)
+        conv = nirbridge.get_backend("norse").simulate(nirbridge.convert(path, to="norse"), x, record=LAYERS)
         paths += plot_samples(ref, conv, x, indices=indices, labels_of=labels, graph=graph,
                               names=("snnTorch (original)", "Norse (nirbridge)"), folder=folder,
                               title=f"{name}, nirbridge: ")
@@ -114,15 +106,6 @@ def transfer_seednet(name: str, net, test_set, folder: Path, *, batch_size: int,
         "export_seconds": export_seconds, "policy": policy.model_dump(mode="json") if policy else None,
         "nodes": {n: node.type for n, node in graph.nodes.items()},
     }
-
-
-def explain(rows: list[dict], graph, converted: dict, loader) -> None:
-    """Add ``first_difference`` to each converted row whose spikes differ from the original."""
-    labels = {f"{label} (nirbridge)": backend for backend, label in BACKENDS.items()}
-    for r in rows:
-        backend = labels.get(r["model"])
-        if backend is not None and backend != "numpy" and r.get("differing_spikes"):
-            r["first_difference"] = first_difference(graph, backend, converted[backend], converted["numpy"], loader)
 
 
 def policy_text(policy: Policy | None, graph) -> str:

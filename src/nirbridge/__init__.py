@@ -7,6 +7,7 @@
     report = nirbridge.check(src, to="norse")           # GapReport, converts nothing
     out = nirbridge.simulate(g, x, policy=..., record=["lif1"])
     res = nirbridge.verify(src, backends=["snntorch", "norse", "numpy"], inputs=x)
+    ev = nirbridge.evaluate(src, data, backends=["norse", "numpy"])   # dataset scale; engine="ray"
 """
 
 from importlib import import_module
@@ -15,6 +16,8 @@ from importlib import import_module
 # (its modules stay importable as `nirbridge.backends.<module>`)
 from .backends.registry import backends, get_backend  # noqa: E402
 from .errors import (
+    DataError,
+    EvaluationError,
     FileAccessError,
     GapError,
     GraphValidationError,
@@ -55,12 +58,16 @@ _LAZY = {
     "plan": "conversion",
     "verify": "verification",
     "VerifyReport": "verification",
+    "evaluate": "evaluation",
+    "EvaluationResult": "evaluation",
+    "load_recording": "recording",
+    "save_recording": "recording",
 }
 
 
 # submodules reachable as attributes after a plain `import nirbridge`
 _SUBMODULES = frozenset({
-    "checker", "compare", "conversion", "io", "ir", "plot", "reference", "report", "rewrite",
+    "checker", "compare", "conversion", "datasets", "evaluation", "io", "ir", "plot", "recording", "reference", "report", "rewrite",
     "semantics", "shape_inference", "support_matrix", "testing", "topology", "verification",
 })
 
@@ -81,6 +88,8 @@ def __dir__():
 
 
 __all__ = [
+    "DataError",
+    "EvaluationError",
     "FileAccessError",
     "GapError",
     "Graph",

@@ -4,8 +4,10 @@
     nirbridge inspect net.nir [--json]                  nodes, shapes, inferred dt, policy
     nirbridge check net.nir --to norse [--json]         gap report, converts nothing
     nirbridge convert net.nir --to norse -o out.nir     the NIR graph norse runs exactly
-    nirbridge simulate net.nir --input x.npy -o y.npz   run the NumPy reference
+    nirbridge simulate net.nir --input x.npy -o y.h5    run the NumPy reference
     nirbridge verify net.nir --backends numpy,norse     run several backends, compare
+    nirbridge verify net.nir --against run.h5           compare with a recording (NIR data)
+    nirbridge evaluate net.nir --data digits            every backend on a whole dataset
     nirbridge plot net.nir --input x.npy -o run.png     raster and membrane plots
 
 Exit codes: 0 success; 1 the answer is "no" (`check`: some node is not exact, `verify`:
@@ -17,9 +19,6 @@ traceback. Results go to stdout, progress to stderr.
 from __future__ import annotations
 
 import json
-import math
-import os
-import stat
 import sys
 import time
 import warnings
@@ -30,10 +29,9 @@ from typing import Any
 
 import click
 import numpy as np
-from numpy.lib import format as npy_format
 
-from .atomic import os_error, replacing, writable_target
-from .errors import GapError, NirbridgeError, ResourceLimitError
+from .atomic import replacing, writable_target
+from .errors import GapError, NirbridgeError
 from .table import table
 
 EXIT_OK, EXIT_NO, EXIT_ERROR = 0, 1, 2
@@ -146,28 +144,15 @@ def _load_graph(path: str):
 
 
 def _load_array(path: str) -> np.ndarray:
-    """A finite numeric array from a .npy file. Never unpickles; the size the header declares
-    is checked against the file's size (and the machine's memory) before anything is allocated."""
-    try:
-        st = os.stat(path)
-    except FileNotFoundError:
-        raise InputFileError("no such file", file=path) from None
-    except OSError as exc:
-        raise os_error(exc, path) from None
-    if not stat.S_ISREG(st.st_mode):  # a FIFO would block, a directory cannot be read
-        raise InputFileError("not a file" if stat.S_ISDIR(st.st_mode) else "not a regular file", file=path)
-    try:
-        with open(path, "rb") as fh:
-            shape, dtype = _npy_header(fh, path, st.st_size)
-            data = npy_format.read_array(fh, allow_pickle=False)
-    except NirbridgeError:
-        raise
-    except OSError as exc:
-        raise os_error(exc, path) from None
-    except (ValueError, EOFError) as exc:
-        raise InputFileError(f"damaged .npy file ({_one_line(str(exc))})", file=path) from None
-    except MemoryError:
-        raise ResourceLimitError(f"array of shape {shape}, {dtype} does not fit in memory", file=path) from None
+    """A finite numeric array from a .npy file. Never unpickles: object arrays are refused."""
+    p = Path(path)
+    if not p.is_file():
+        raise InputFileError("no such file" if not p.exists() else "not a file", file=path)
+    from .datasets import read_npy
+
+    data = read_npy(p)  # the header's declared size checked against the file before reading
+    if data.dtype.kind not in "biuf":
+        raise InputFileError(f"expected a numeric array, got dtype {data.dtype}", file=path)
     if data.dtype.kind == "f":
         bad = ~np.isfinite(data)
         if bad.any():
@@ -176,46 +161,6 @@ def _load_array(path: str) -> np.ndarray:
     else:
         data = data.astype(np.float32)
     return data
-
-
-def _npy_header(fh, path: str, file_size: int) -> tuple[tuple[int, ...], np.dtype]:
-    """Shape and dtype from a .npy header, checked: numeric dtype, and no more data declared
-    than the file holds; leaves `fh` at the start of the file."""
-    magic = fh.read(6)
-    if magic[:4] == b"PK\x03\x04":
-        raise InputFileError("is an .npz archive; expected a single array saved with numpy.save (.npy)", file=path)
-    if magic != b"\x93NUMPY":
-        raise InputFileError("not a .npy file (saved with numpy.save)", file=path)
-    fh.seek(0)
-    version = npy_format.read_magic(fh)
-    readers = {(1, 0): npy_format.read_array_header_1_0, (2, 0): npy_format.read_array_header_2_0}
-    if version not in readers:
-        raise InputFileError(f".npy format version {version[0]}.{version[1]} holds no plain numeric array", file=path)
-    shape, _, dtype = readers[version](fh)
-    if dtype.hasobject:
-        raise InputFileError("holds Python objects (dtype object), which are never loaded; save a numeric array", file=path)
-    if dtype.kind not in "biuf" or dtype.names or dtype.subdtype:
-        raise InputFileError(f"expected a numeric array, got dtype {dtype}", file=path)
-    declared, held = math.prod(shape) * dtype.itemsize, file_size - fh.tell()
-    if declared > held:
-        raise InputFileError(
-            f"the header declares shape {shape}, {dtype} ({declared} bytes) but the file holds {max(held, 0)} bytes of data: "
-            "truncated or damaged", file=path,
-        )
-    if declared > _MEMORY:
-        raise ResourceLimitError(f"array of shape {shape}, {dtype} ({declared} bytes) is larger than this machine's memory", file=path)
-    fh.seek(0)
-    return shape, dtype
-
-
-def _physical_memory() -> int:
-    try:
-        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
-    except (AttributeError, ValueError, OSError):
-        return 1 << 62
-
-
-_MEMORY = _physical_memory()
 
 
 def _input_for(graph, x: np.ndarray, path: str) -> np.ndarray:
@@ -508,12 +453,16 @@ def convert(src: str, target: str, out: str, preset: str | None, dt: float | Non
 @POLICY_OPTION
 @DT_OPTION
 @click.option("--float64", is_flag=True, help="Simulate in float64 (default float32).")
-@click.option("-o", "--output", "out", required=True, metavar="OUT.npz", help="Where to write outputs and recorded states.")
+@click.option("-o", "--output", "out", required=True, metavar="OUT.h5|OUT.npz",
+              help="Where to write the input, outputs and recorded states: NIR's data format for .h5/.hdf5, else .npz.")
 def simulate(file: str, input_path: str, record: tuple[str, ...], preset: str | None, dt: float | None,
              float64: bool, out: str) -> None:
     """Run FILE on the NumPy reference simulator and save the results.
 
-    OUT.npz holds `outputs/<output node>` and `states/<node>/<v|I|spikes|y>` arrays shaped
+    OUT.h5 (or .hdf5) is a recording in NIR's data format (nir.read_data reads it; compare
+    another run with it by `nirbridge verify FILE --against OUT.h5`): per node the observables
+    `y` (input, outputs), `v`, `I`, `spikes`, each (samples, steps, neurons) at the policy's dt.
+    Any other OUT holds (.npz) `outputs/<output node>` and `states/<node>/<v|I|spikes|y>` arrays shaped
     (time, batch, ...) and `policy`, the policy used as JSON. Read it with
     numpy.load(OUT, allow_pickle=False)."""
     _check_output(out, file, input_path)
@@ -526,7 +475,12 @@ def simulate(file: str, input_path: str, record: tuple[str, ...], preset: str | 
     for node, state in result.states.items():
         arrays.update({f"states/{node}/{var}": np.asarray(v) for var, v in state.items()})
     arrays["policy"] = np.array(json.dumps(policy.model_dump(mode="json")))
-    _atomic_write(out, lambda fh: np.savez(fh, **arrays), (file, input_path))
+    if Path(out).suffix.lower() in (".h5", ".hdf5"):  # NIR's data format
+        from .recording import save_recording, to_nir_data
+
+        save_recording(to_nir_data(result, dt=policy.dt, graph=graph, inputs=x), out)
+    else:
+        _atomic_write(out, lambda fh: np.savez(fh, **arrays), (file, input_path))
     rows = [("array", "shape", "dtype", "spikes")]
     for key, arr in arrays.items():
         if key == "policy":
@@ -539,19 +493,39 @@ def simulate(file: str, input_path: str, record: tuple[str, ...], preset: str | 
 
 @cli.command()
 @click.argument("file", metavar="FILE.nir")
-@click.option("--backends", "names", required=True, metavar="A,B,...", help="Backends to run (comma-separated); each is compared with the NumPy reference, which always runs.")
-@click.option("--input", "input_path", metavar="X.npy", help="Input array; default: a generated input that makes every layer fire.")
+@click.option("--backends", "names", metavar="A,B,...", help="Backends to run (comma-separated); each is compared with the NumPy reference, which always runs.")
+@click.option("--against", "recording", metavar="RECORDING.h5", help="Compare the NumPy reference with activity recorded anywhere (NIR's data format) instead of running backends.")
+@click.option("--input", "input_path", metavar="X.npy", help="Input array; default: a generated input that makes every layer fire (with --against: the recording's input).")
 @POLICY_OPTION
 @DT_OPTION
 @JSON_OPTION
-def verify(file: str, names: str, input_path: str | None, preset: str | None, dt: float | None, as_json: bool) -> None:
+def verify(file: str, names: str | None, recording: str | None, input_path: str | None, preset: str | None,
+           dt: float | None, as_json: bool) -> None:
     """Run FILE on several backends with the same input and compare spikes and potentials
-    node by node against the NumPy reference.
+    node by node against the NumPy reference; or, with --against, compare the reference with
+    a recording (another simulator's, a chip's), stepping at the recording's dt.
 
     Exit code 0 when all agree, 1 when any differs."""
     from .backends.registry import get_backend
     from .verification import verify as verify_
 
+    if recording is not None:  # --against: a recording instead of backends
+        from .recording import verify_against
+
+        if names:
+            raise NirbridgeError("give --backends or --against, not both")
+        graph = _load_graph(file)
+        x = _input_for(graph, _load_array(input_path), input_path) if input_path else None
+        policy = _policy(graph, preset, None)[0] if preset else None
+        report = verify_against(graph, recording, policy=policy, dt=dt, inputs=x)
+        _progress(f"policy: {_describe_policy(report.policy)}")
+        if as_json:
+            _echo_json(_report_json(report))
+        else:
+            click.echo(str(report))
+        sys.exit(EXIT_OK if report.ok else EXIT_NO)
+    if not names:
+        raise NirbridgeError("--backends: name at least one backend (or give --against RECORDING)")
     selected = _split_names([names])
     if not selected:
         raise NirbridgeError("--backends: name at least one backend")
@@ -569,6 +543,67 @@ def verify(file: str, names: str, input_path: str | None, preset: str | None, dt
     else:
         click.echo(str(report))
     sys.exit(EXIT_OK if report.ok else EXIT_NO)
+
+
+@cli.command()
+@click.argument("file", metavar="FILE.nir")
+@click.option("--data", "data", required=True, metavar="NAME|X.npy",
+              help="A built-in dataset (digits, digits-dvs: its test split), or inputs shaped (time, samples, *features) with --labels.")
+@click.option("--labels", "labels", metavar="Y.npy", help="Labels (samples,) of --data X.npy.")
+@click.option("--backends", "names", metavar="A,B,...", help="Backends to convert to and evaluate (comma-separated); default: every installed backend.")
+@click.option("--readout", default="spike_count", show_default=True, type=click.Choice(["spike_count", "membrane_sum", "membrane_max"]),
+              help="Prediction: the output neuron with the most spikes, or the largest summed / peak potential of the layer driving the output.")
+@click.option("--batch-size", default=64, show_default=True, type=click.IntRange(min=1), help="Samples per batch.")
+@POLICY_OPTION
+@DT_OPTION
+@click.option("--engine", type=click.Choice(["inprocess", "ray"]), default="inprocess", show_default=True,
+              help="Run in this process, or shard batches over Ray workers (pip install 'nirbridge[ray]').")
+@click.option("--address", metavar="ADDRESS", help="Ray cluster to join: 'auto' or ray://HOST:PORT; default: start a local Ray.")
+@click.option("--workers", type=click.IntRange(min=1), help="Ray workers (default: as many as the cluster's CPUs allow).")
+@click.option("--cpus-per-worker", default=1.0, show_default=True, type=click.FloatRange(min=0), help="CPUs each Ray worker reserves.")
+@click.option("--gpus-per-worker", default=0.0, show_default=True, type=click.FloatRange(min=0), help="GPUs each Ray worker reserves.")
+@click.option("--max-retries", default=2, show_default=True, type=click.IntRange(min=0), help="Times a batch whose Ray worker died is retried elsewhere.")
+@click.option("--record", "record_dir", metavar="DIR", help="Write every model's activity on the whole dataset to DIR/<model>.h5 (NIR's data format).")
+@JSON_OPTION
+def evaluate(file: str, data: str, labels: str | None, names: str | None, readout: str, batch_size: int, preset: str | None,
+             dt: float | None, engine: str, address: str | None, workers: int | None, cpus_per_worker: float,
+             gpus_per_worker: float, max_retries: int, record_dir: str | None, as_json: bool) -> None:
+    """Convert FILE to every backend and evaluate each on a whole dataset against the NumPy
+    reference: accuracy, prediction agreement, differing output spikes, per spiking layer the
+    differing spikes and where they first differ, and time per sample. Progress on stderr.
+
+    Exit code 0 when every model agrees with the reference by verify's rules and every batch
+    ran, 1 otherwise."""
+    from .backends.registry import get_backend
+    from .evaluation import evaluate as evaluate_
+
+    selected = _split_names([names]) if names is not None else None
+    for name in selected or []:  # an unknown name is a usage error, not a disagreement
+        get_backend(name)
+    if data.endswith(".npy") != (labels is not None):
+        raise NirbridgeError("--data X.npy needs --labels Y.npy, and --labels goes with a .npy --data")
+    if record_dir is not None:
+        inputs = {Path(p).resolve() for p in (file, data, labels) if p and Path(p).exists()}
+        targets = {Path(record_dir, f"{m}.h5").resolve() for m in ["reference", *(selected or [])]}
+        if inputs & targets:
+            raise NirbridgeError(f"--record {record_dir}: would write over an input ({', '.join(map(str, inputs & targets))})")
+        if Path(record_dir).exists() and not Path(record_dir).is_dir():
+            raise NirbridgeError(f"--record {record_dir}: not a directory")
+    graph = _load_graph(file)
+    source = (data, labels) if labels is not None else data
+    result = evaluate_(graph, source, backends=selected, readout=readout, batch_size=batch_size,
+                       policy=_explicit_policy(graph, preset, dt), record=record_dir is not None,
+                       engine=None if engine == "inprocess" else engine, address=address, workers=workers,
+                       cpus_per_worker=cpus_per_worker, gpus_per_worker=gpus_per_worker, max_retries=max_retries)
+    _progress(f"done in {result.seconds:.2f} s")
+    if record_dir is not None:
+        for path in result.save_recordings(record_dir):
+            _progress(f"wrote {path}")
+    if as_json:
+        _echo_json(result.to_dict())
+    else:
+        click.echo(str(result))
+    sys.exit(EXIT_OK if result.ok else EXIT_NO)
 
 
 @cli.command()

@@ -4,7 +4,9 @@ make every spiking layer fire (a silent network matches anything).
 Tolerances (DESIGN.md, "Fidelity"): spike trains identical; potentials within
 rtol=1e-5, atol=1e-6 * max(1, |v_threshold|); for nodes without a threshold (LI, I, CubaLI,
 stateless nodes) the scale is the largest |value| the reference reaches instead of the
-threshold, atol=1e-6 * max(1, max|value|). A flipped spike where the potential of the
+threshold, atol=1e-6 * max(1, max|value|). NaN or inf on either side where the other side
+does not hold the same value is always a difference (NaN never agrees, not even with NaN). A
+flipped spike where the potential of the
 side that did not spike lies within that tolerance of the threshold is a rounding tie:
 reported (`near_threshold`), not a failure, and what follows it in that batch element
 (from that step on, every node) is reported but not judged. Inputs are generated when not
@@ -15,11 +17,12 @@ matches anything.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 
 import numpy as np
 
-from .errors import SimulationError
+from .errors import Problem, ResourceLimitError, SimulationError
 from .ir import RECORDED_TYPES, SPIKING_TYPES, Graph
 from .reference import simulate
 from .result import SimulationResult
@@ -29,6 +32,8 @@ RTOL = 1e-5
 ATOL = 1e-6
 #: Bernoulli rates tried, lowest first, when inputs are generated
 RATES = (0.05, 0.1, 0.2, 0.3, 0.5, 0.7, 0.9)
+#: the most input values `spike_inputs` generates (1 GiB of float32)
+MAX_GENERATED = 1 << 28
 
 
 @dataclass
@@ -130,6 +135,7 @@ def compare(
                 cmp.missing.append(f"{key} (shape {b.shape}, expected {a.shape})")
                 continue
             cmp.identical &= bool(np.array_equal(a, b))
+            unequal_non_finite = ~(np.isfinite(a) & np.isfinite(b)) & ~(a == b)  # NaN never agrees
             if key == "spikes" or (key == "y" and _binary(a) and _binary(b)):
                 diff = a != b
                 cmp.spike_diffs += int(diff.sum())
@@ -139,11 +145,13 @@ def compare(
                     cmp.near_threshold += int((diff & tie).sum())
                     bad = diff & ~tie
             else:
-                delta = np.abs(a - b)
+                with np.errstate(invalid="ignore"):
+                    delta = np.where(unequal_non_finite, np.inf, np.abs(a - b))
                 if key in ("v", "y") and delta.size:
-                    cmp.max_dv = max(cmp.max_dv or 0.0, float(delta.max()))
-                scale = tol if key == "v" and tol is not None else base_atol * max(1.0, float(np.abs(a).max(initial=0.0)))
-                diff = bad = delta > scale + base_rtol * np.abs(a)
+                    cmp.max_dv = max(cmp.max_dv or 0.0, float(np.nanmax(delta, initial=0.0)))
+                finite_a = np.where(np.isfinite(a), np.abs(a), 0.0)
+                scale = tol if key == "v" and tol is not None else base_atol * max(1.0, float(finite_a.max(initial=0.0)))
+                diff = bad = unequal_non_finite | (delta > scale + base_rtol * finite_a)
             if diff.any():
                 firsts.append(int(np.nonzero(diff.reshape(diff.shape[0], -1).any(axis=1))[0][0]))
             if judged is not None and bad.ndim >= 2 and bad.shape[:2] == judged.shape:
@@ -167,19 +175,34 @@ def recordable(graph: Graph) -> list[str]:
 
 
 def firing_rates(result: SimulationResult, graph: Graph) -> dict[str, float]:
-    """Mean spike rate of every recorded spiking node."""
+    """Mean spike rate of every recorded spiking node (a Threshold's output counts as spikes)."""
     spiking = {name for name, node in graph.walk() if node.type in SPIKING_TYPES}
-    return {n: float(np.mean(s["spikes"])) for n, s in result.states.items() if n in spiking and "spikes" in s}
+    rates = {}
+    for name, states in result.states.items():
+        values = states.get("spikes", states.get("y"))
+        if name in spiking and values is not None:
+            rates[name] = float(np.mean(values))
+    return rates
 
 
-def spike_inputs(graph: Graph, rate: float, *, steps: int, batch: int, seed: int) -> np.ndarray:
-    """Bernoulli(rate) spikes shaped (steps, batch, *input shape) for a graph's single Input."""
-    ins = list(graph.inputs().values())
-    if len(ins) != 1:
-        raise SimulationError(f"graph has {len(ins)} Input nodes; pass inputs explicitly")
-    shape = tuple(int(n) for n in np.atleast_1d(ins[0].shape))
+def spike_inputs(graph: Graph, rate: float, *, steps: int, batch: int, seed: int) -> np.ndarray | dict[str, np.ndarray]:
+    """Bernoulli(rate) spikes shaped (steps, batch, *input shape): an array for a graph with one
+    Input node, a dict by Input name for several. Sizes are checked before anything is allocated."""
+    for arg, value in (("steps", steps), ("batch", batch)):
+        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+            raise SimulationError(problems=[Problem(arg, f"must be a positive integer, got {value!r}")])
+    ins = {name: tuple(int(n) for n in np.atleast_1d(node.shape)) for name, node in graph.inputs().items()}
+    if not ins:
+        raise SimulationError("graph has no Input node: nothing to feed")
+    count = 0
+    for name, shape in ins.items():
+        count += steps * batch * math.prod(shape)
+        if count > MAX_GENERATED:
+            raise ResourceLimitError(problems=[Problem(f"nodes.{name}.shape", f"{steps} steps x batch {batch} x shape {shape} makes {count:,} "
+                                                       f"values, over the {MAX_GENERATED:,} generated inputs allow; pass inputs explicitly")])
     rng = np.random.default_rng(seed)
-    return (rng.random((steps, batch, *shape)) < rate).astype(np.float32)
+    made = {name: (rng.random((steps, batch, *shape), dtype=np.float32) < rate).astype(np.float32) for name, shape in ins.items()}
+    return next(iter(made.values())) if len(made) == 1 else made
 
 
 def firing_inputs(graph: Graph, policy: Policy, *, steps: int = 50, batch: int = 4, seed: int = 0, record: list[str] | None = None):

@@ -66,6 +66,16 @@ class UnsupportedVersionError(NirbridgeError):
     """A file was written by a NIR format version this library does not know."""
 
 
+class DataError(NirbridgeError):
+    """Data to run or evaluate is malformed: a damaged or oversized .npy file, batches of the
+    wrong shape, labels that do not match the samples, an unknown built-in dataset."""
+
+
+class EvaluationError(NirbridgeError):
+    """An evaluation cannot run: an unknown read-out or engine, clashing model names, workers
+    that cannot start."""
+
+
 class PolicyError(NirbridgeError):
     """A Policy is inconsistent, or cannot be applied to a graph (e.g. delay not a multiple of dt)."""
 

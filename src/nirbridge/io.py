@@ -9,24 +9,25 @@ Then it decodes the version and every node through an explicit table of NIR node
 builds a validated `Graph`. It never invents nodes; it fills in only what NIR itself defines
 as defaults for older files (`v_reset` = 0, `w_in` = 1, Flatten's `start_dim`/`end_dim`).
 
-`save` validates the graph and refuses what `load` would refuse (nesting, sizes), builds the
-file in memory (uncompressed unless asked), checks it with `load`'s scan, and writes it through
-`nirbridge.atomic` (a temporary file beside the target, fsynced and renamed into place): a
-failed save leaves an existing file untouched and no temporary file. What it writes, `nir.read`
-reads: a Conv `input_shape` the graph leaves out (nirbridge infers it from the edges) is written
-as inferred, since nir cannot read a Conv without it; where nir's type check would refuse the
-file, `save` warns (`NirReadWarning`).
+`save` validates the graph, builds the file in memory (uncompressed unless asked), reads it
+back through `load`'s own checks with the same limits (so it never writes what `load` refuses),
+and writes it through `nirbridge.atomic` (a temporary file beside the target, fsynced and
+renamed into place): a failed save leaves an existing file untouched and no temporary file.
+What it writes, `nir.read` reads: a Conv `input_shape` the graph leaves out (nirbridge infers
+it from the edges) is written as inferred, since nir cannot read a Conv without it; where
+nir's type check would refuse the file, `save` warns (`NirReadWarning`).
 """
 
 from __future__ import annotations
 
+import contextlib
 import io
 import math
 import os
 import re
 import stat
 import warnings
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import h5py
@@ -50,6 +51,9 @@ from .ir.conv import conv_out
 DEFAULT_MAX_ARRAY_BYTES = 1 << 30  # 1 GiB per dataset
 DEFAULT_MAX_TOTAL_BYTES = 4 << 30  # 4 GiB per file
 DEFAULT_MAX_DEPTH = 16  # nested graphs (and nested metadata groups)
+DEFAULT_MAX_NODES = 1_000_000  # nodes, nested graphs included
+#: HDF5 objects a node may bring (its group, fields, metadata): bounds the walk before decoding
+_OBJECTS_PER_NODE = 64
 
 #: NIR releases whose files this module reads, as (major, minor); any patch level
 SUPPORTED_VERSIONS = ((0, 0), (0, 1), (0, 2), (1, 0))
@@ -96,13 +100,39 @@ def load(
     max_array_bytes: int = DEFAULT_MAX_ARRAY_BYTES,
     max_total_bytes: int = DEFAULT_MAX_TOTAL_BYTES,
     max_depth: int = DEFAULT_MAX_DEPTH,
+    max_nodes: int = DEFAULT_MAX_NODES,
 ) -> Graph:
-    """Read a `.nir` file into a validated `Graph`, refusing unsafe or oversized files.
+    """Read a `.nir` file into a validated `Graph`, refusing unsafe or oversized files
+    (`max_nodes` bounds the nodes, nested graphs included).
 
     Raises `NirFormatError` (not a NIR file, missing/unknown keys, wrong dtypes),
     `UnsafeFileError`, `ResourceLimitError`, `UnsupportedVersionError` or
     `GraphValidationError`; every message names the file and the place in it.
     """
+    name = os.fspath(path)
+    with open_checked(name, max_array_bytes=max_array_bytes, max_total_bytes=max_total_bytes,
+                      max_levels=2 * max_depth + 8, max_objects=_OBJECTS_PER_NODE * max_nodes + 64) as tree:
+        fields = _Reader(name, max_depth, max_nodes).root(tree)
+    try:
+        return Graph(**fields)
+    except GraphValidationError as exc:
+        raise GraphValidationError(problems=exc.problems, file=name) from None
+
+
+@contextlib.contextmanager
+def open_checked(
+    path: str | os.PathLike,
+    *,
+    max_array_bytes: int = DEFAULT_MAX_ARRAY_BYTES,
+    max_total_bytes: int = DEFAULT_MAX_TOTAL_BYTES,
+    max_levels: int = 2 * DEFAULT_MAX_DEPTH + 8,
+    max_objects: int = _OBJECTS_PER_NODE * DEFAULT_MAX_NODES + 64,
+) -> Iterator[_Obj]:
+    """Open an HDF5 file read-only and yield its tree of checked objects with their data and
+    their groups' scalar attributes (see `_Scan`: links, external storage, virtual datasets,
+    filters, declared sizes, nesting and the number of objects, each checked before any of its
+    data is read). Used by `load` and by `nirbridge.recording.load_recording`. Errors while
+    the tree is decoded inside the block become `NirFormatError` naming the file."""
     name = os.fspath(path)
     mode = os.stat(name).st_mode  # FileNotFoundError for a missing file
     if stat.S_ISDIR(mode):
@@ -115,16 +145,11 @@ def load(
         raise _open_error(exc, name) from None
     try:
         with f:
-            tree = _Scan(name, max_array_bytes, max_total_bytes, 2 * max_depth + 8).run(f)
-            fields = _Reader(name, max_depth).root(tree)
+            yield _Scan(name, max_array_bytes, max_total_bytes, max_levels, max_objects).run(f)
     except NirbridgeError:
         raise
     except (OSError, KeyError, ValueError, TypeError, RuntimeError, IndexError) as exc:
         raise NirFormatError(f"damaged ({_hdf5_reason(exc)})", file=name) from None
-    try:
-        return Graph(**fields)
-    except GraphValidationError as exc:
-        raise GraphValidationError(problems=exc.problems, file=name) from None
 
 
 def _reason(exc: BaseException) -> str:
@@ -169,43 +194,60 @@ def _size(nbytes: int) -> str:
 
 
 class _Obj:
-    """One checked HDF5 object: a group (`children`) or a dataset (`ds`, `shape`, `dtype`)."""
+    """One checked HDF5 object: a group (`children`, `attrs`) or a dataset (`data`, `shape`,
+    `dtype`)."""
 
-    __slots__ = ("children", "ds", "shape", "dtype")
+    __slots__ = ("children", "data", "shape", "dtype", "attrs")
 
-    def __init__(self, children=None, ds=None, shape=None, dtype=None):
+    def __init__(self, children=None, data=None, shape=None, dtype=None, attrs=None):
         self.children: dict[str, _Obj] | None = children
-        self.ds = ds
+        self.data: np.ndarray | None = data  # read-only
         self.shape: tuple[int, ...] | None = shape  # None: null dataspace (no value)
         self.dtype = dtype
+        self.attrs: dict[str, Any] = attrs or {}  # scalar numbers and strings; else why not (_BadAttribute)
 
     @property
     def is_string(self) -> bool:
         return self.children is None and h5py.check_string_dtype(self.dtype) is not None
 
     def read(self) -> np.ndarray:
-        """The dataset's data, read straight into a new array of its own dtype."""
-        out = np.empty(self.shape, dtype=self.dtype)
-        if out.size:
-            self.ds.read(h5py.h5s.ALL, h5py.h5s.ALL, out)
-        return out
+        return self.data
+
+    def attribute(self, name: str) -> str | int | float | None:
+        """A scalar number or string attribute of a group, or None when absent; an attribute
+        of any other kind (never read) raises `NirFormatError`."""
+        value = self.attrs.get(name)
+        if isinstance(value, _BadAttribute):
+            raise NirFormatError(f"attribute {name!r}: must be a scalar number or string, got {value}")
+        return value
+
+
+class _BadAttribute(str):
+    """What an attribute that was not read is (its dtype and shape)."""
+
+
+MAX_ATTRIBUTES = 64  # per group
 
 
 class _Scan:
-    """Walks every link of the file with the low-level API and checks each object before any
-    data is read; returns the tree of checked objects."""
+    """Walks every link of the file with the low-level API and checks each object before its
+    data is read (links before they are followed, a dataset's storage and declared size before
+    its bytes); returns the tree of checked objects with their data. Each object is closed as
+    soon as it is read, so memory and time stay linear in the number of objects."""
 
-    def __init__(self, name: str, max_array: int, max_total: int, max_levels: int):
+    def __init__(self, name: str, max_array: int, max_total: int, max_levels: int, max_objects: int):
         self.name, self.max_array, self.max_total, self.max_levels = name, max_array, max_total, max_levels
+        self.max_objects = max_objects
         self.total = 0
-        self.seen: set = set()
+        self.seen: set[int] = set()  # addresses of the objects reached so far
 
     def fail(self, cls, where: str, msg: str):
         raise cls(problems=[Problem(_where(where), msg)], file=self.name)
 
     def run(self, f: h5py.File) -> _Obj:
-        root = _Obj(children={})
-        stack = [(h5py.h5o.open(f.id, b"/"), root, "", 0)]
+        top = h5py.h5o.open(f.id, b"/")
+        root = _Obj(children={}, attrs=self.attributes(top, ""))
+        stack = [(top, root, "", 0)]
         while stack:
             gid, obj, path, level = stack.pop()
             for key, child in self.links(gid, path):
@@ -214,7 +256,7 @@ class _Scan:
                     if level + 1 > self.max_levels:
                         msg = f"groups nested deeper than {self.max_levels} levels (see max_depth)"
                         self.fail(ResourceLimitError, where, msg)
-                    obj.children[key] = _Obj(children={})
+                    obj.children[key] = _Obj(children={}, attrs=self.attributes(child, where))
                     stack.append((child, obj.children[key], where, level + 1))
                 elif isinstance(child, h5py.h5d.DatasetID):
                     obj.children[key] = self.dataset(child, where)
@@ -222,14 +264,42 @@ class _Scan:
                     self.fail(NirFormatError, where, f"unexpected HDF5 object {type(child).__name__}")
         return root
 
+    def attributes(self, gid, where: str) -> dict[str, Any]:
+        """A group's scalar number and string attributes, read after their type and shape are
+        checked; other attributes are not read (`_BadAttribute` says what they are)."""
+        count = h5py.h5a.get_num_attrs(gid)
+        if count > MAX_ATTRIBUTES:
+            self.fail(ResourceLimitError, where or "/", f"group has {count} attributes, more than {MAX_ATTRIBUTES}")
+        found: dict[str, Any] = {}
+        for i in range(count):
+            attr = h5py.h5a.open(gid, index=i)
+            name = attr.name.decode("utf-8", errors="replace")
+            try:
+                dtype = attr.dtype
+            except (TypeError, ValueError) as exc:
+                found[name] = _BadAttribute(f"an unsupported HDF5 type ({_reason(exc)})")
+                continue
+            space = attr.get_space()
+            string = h5py.check_string_dtype(dtype) is not None
+            if space.get_simple_extent_type() != h5py.h5s.SCALAR or not (string or (dtype.kind in "biuf" and not dtype.shape)):
+                found[name] = _BadAttribute(f"{dtype} of shape {space.shape}")
+                continue
+            value = np.empty((), dtype=dtype)
+            attr.read(value)
+            found[name] = _text(value[()]) if string else value.item()
+        return found
+
     def links(self, gid, path: str) -> list[tuple[str, Any]]:
         """(name, opened object) of every link of a group, in creation order when tracked."""
-        infos: list[tuple[bytes, int]] = []
+        infos: list[tuple[bytes, int, int]] = []
         tracked = gid.get_create_plist().get_link_creation_order() & h5py.h5p.CRT_ORDER_TRACKED
         index = h5py.h5.INDEX_CRT_ORDER if tracked else h5py.h5.INDEX_NAME
-        gid.links.iterate(lambda n, info: infos.append((n, info.type)), idx_type=index, info=True)
+        gid.links.iterate(lambda n, info: infos.append((n, info.type, info.u)), idx_type=index, info=True)
+        if len(self.seen) + len(infos) > self.max_objects:
+            msg = f"holds more than {self.max_objects:,} HDF5 objects (max_nodes limits the nodes, and so the objects)"
+            self.fail(ResourceLimitError, path or "/", msg)
         out = []
-        for raw, kind in infos:
+        for raw, kind, address in infos:
             try:
                 key = raw.decode("utf-8")
             except UnicodeDecodeError:
@@ -243,11 +313,10 @@ class _Scan:
                 self.fail(UnsafeFileError, where, f"external link to {file!r}:{target!r}")
             if kind != h5py.h5l.TYPE_HARD:
                 self.fail(UnsafeFileError, where, f"user-defined link (class {kind})")
-            child = h5py.h5o.open(gid, raw)
-            if child in self.seen:
+            if address in self.seen:
                 self.fail(NirFormatError, where, "object reached a second time through a hard link")
-            self.seen.add(child)
-            out.append((key, child))
+            self.seen.add(address)
+            out.append((key, h5py.h5o.open(gid, raw)))
         return out
 
     def dataset(self, ds, where: str) -> _Obj:
@@ -286,15 +355,23 @@ class _Scan:
         if self.total > self.max_total:
             msg = f"file declares more than {_size(self.max_total)} of data (max_total_bytes)"
             self.fail(ResourceLimitError, where, msg)
-        return _Obj(ds=ds, shape=shape, dtype=dtype)
+        data = None
+        if shape is not None:
+            data = np.empty(shape, dtype=dtype)  # the declared size, checked above
+            if data.size:
+                ds.read(h5py.h5s.ALL, h5py.h5s.ALL, data)
+            data.flags.writeable = False  # nothing else holds it: the graph keeps it without a copy
+        return _Obj(data=data, shape=shape, dtype=dtype)
 
 
 class _Reader:
     """Decodes the checked tree into plain data for `Graph`; paths are dotted graph paths."""
 
-    def __init__(self, name: str, max_depth: int):
+    def __init__(self, name: str, max_depth: int, max_nodes: int):
         self.name = name
         self.max_depth = max_depth
+        self.max_nodes = max_nodes
+        self.nodes = 0
 
     def fail(self, where: str, msg: str, cls=NirFormatError):
         raise cls(problems=[Problem(where, msg)], file=self.name)
@@ -330,6 +407,9 @@ class _Reader:
         if items["nodes"].children is None:
             self.fail(f"{prefix}nodes", "must be a group of nodes, found a dataset")
         nodes = {}
+        self.nodes += len(items["nodes"].children)
+        if self.nodes > self.max_nodes:
+            self.fail(f"{prefix}nodes", f"more than {self.max_nodes:,} nodes (max_nodes)", ResourceLimitError)
         for key, item in items["nodes"].children.items():
             where = f"{prefix}nodes.{key}"
             if item.children is None:
@@ -457,14 +537,16 @@ def save(
     max_array_bytes: int = DEFAULT_MAX_ARRAY_BYTES,
     max_total_bytes: int = DEFAULT_MAX_TOTAL_BYTES,
     max_depth: int = DEFAULT_MAX_DEPTH,
+    max_nodes: int = DEFAULT_MAX_NODES,
 ) -> None:
     """Write `graph` to `path` atomically, in the format `nir.read` reads.
 
     `compression`: None (default, fastest), "gzip", a gzip level 0-9, or "lzf".
-    The graph is validated first (`GraphValidationError`); a graph that `load` with the same
-    limits would refuse (nesting past `max_depth`, arrays past the byte limits) raises
-    `ResourceLimitError`; both write nothing. The file is built in memory, then written beside
-    the target, fsynced and renamed over it (`nirbridge.atomic`): an existing file survives any
+    The graph is validated first (`GraphValidationError`). The file is built in memory and
+    read back by `load`'s own checks with the same limits (`max_*`, `load`'s defaults), so
+    `save` never writes what `load` would refuse (`ResourceLimitError`: nesting, sizes, node
+    count). Nothing is written unless all this passes. Then the bytes are written beside the
+    target, fsynced and renamed over it (`nirbridge.atomic`): an existing file survives any
     failure, and a failed write (no space left, no permission) raises one `FileAccessError`
     naming `path`. Where `nir.read` needs `type_check=False` to read the file back, a
     `NirReadWarning` says which nodes and why.
@@ -477,9 +559,15 @@ def save(
     problems = list(graph.problems()) + list(_metadata_problems(graph))
     if problems:
         raise GraphValidationError(problems=problems, file=name)
-    if deep := list(_depth_problems(graph, max_depth)):
-        raise ResourceLimitError(problems=deep, file=name)
-    image = _image(graph, options, _Scan(name, max_array_bytes, max_total_bytes, _max_levels(max_depth)))
+
+    def fill(f: h5py.File) -> None:
+        f.create_dataset("version", data=WRITE_VERSION, dtype=_STR)
+        _write_graph(f.create_group("node", track_order=True), graph, options)
+        f.flush()
+        tree = _Scan(name, max_array_bytes, max_total_bytes, 2 * max_depth + 8, _OBJECTS_PER_NODE * max_nodes + 64).run(f)
+        _Reader(name, max_depth, max_nodes).root(tree)  # as load(name, **limits) would
+
+    image = hdf5_bytes(fill)
     if refusals := list(_nir_read_refusals(graph)):
         text = "; ".join(map(str, refusals))
         warnings.warn(f"{name}: nir.read reads this file only with type_check=False ({text}); nirbridge.load reads it exactly",
@@ -487,48 +575,20 @@ def save(
     write_bytes(name, image)
 
 
-def _image(graph: Graph, options: dict[str, Any], scan: _Scan) -> memoryview:
-    """The bytes of the NIR file of `graph`, built in memory and checked with `load`'s scan.
+def hdf5_bytes(fill: Callable[[h5py.File], None]) -> memoryview:
+    """The bytes of an HDF5 file that `fill` writes, built in memory: write them to disk with
+    `nirbridge.atomic.write_bytes`, never let HDF5 write a file itself.
 
-    HDF5 never writes to the disk itself: when a write fails inside HDF5 (a full disk), h5py
-    3.16 / HDF5 2.0 leave a dataset open on a file they have torn down, and the process dies
-    with SIGSEGV at the latest when it exits (compressed datasets: their chunks are written
-    when the dataset closes). Writing the finished bytes with checked `os.write` calls leaves
-    only plain OS errors to handle."""
+    Why: when a write fails inside HDF5 (a full disk, a file size limit), h5py 3.16 / HDF5 2.0
+    fail to close the datasets whose data they still hold (compressed datasets write their
+    chunks when they close), then tear down the file anyway; the dataset left open points into
+    the freed file, and the process dies with SIGSEGV when it is closed, at the latest when
+    HDF5 shuts down at exit (H5D_close -> H5FO_top_decr -> H5SL_search). In memory, HDF5
+    cannot fail that way, and the one write that can fail is a checked `os.write`."""
     buffer = io.BytesIO()
     with h5py.File(buffer, "w") as f:
-        f.create_dataset("version", data=WRITE_VERSION, dtype=_STR)
-        _write_graph(f.create_group("node", track_order=True), graph, options)
-        f.flush()
-        scan.run(f)
+        fill(f)
     return buffer.getbuffer()
-
-
-def _max_levels(max_depth: int) -> int:
-    """HDF5 group levels a file of graphs nested `max_depth` deep may use (with metadata)."""
-    return 2 * max_depth + 8
-
-
-def _depth_problems(graph: Graph, max_depth: int, prefix: str = "", level: int = 0) -> Iterator[Problem]:
-    """Nesting that `load` refuses at `max_depth`: graphs within graphs, dicts within metadata."""
-    if level > max_depth:
-        yield Problem(prefix.rstrip("."), f"graphs nested deeper than {max_depth} levels (max_depth); load would refuse the file")
-        return
-    yield from _metadata_depth(graph.metadata, f"{prefix}metadata", max_depth)
-    for name, node in graph.nodes.items():
-        if isinstance(node, Graph):
-            yield from _depth_problems(node, max_depth, f"{prefix}nodes.{name}.", level + 1)
-        else:
-            yield from _metadata_depth(node.metadata, f"{prefix}nodes.{name}.metadata", max_depth)
-
-
-def _metadata_depth(values: dict[str, Any], where: str, max_depth: int, level: int = 0) -> Iterator[Problem]:
-    if level > max_depth:
-        yield Problem(where, f"metadata nested deeper than {max_depth} levels (max_depth); load would refuse the file")
-        return
-    for key, value in values.items():
-        if isinstance(value, dict):
-            yield from _metadata_depth(value, f"{where}.{key}", max_depth, level + 1)
 
 
 def _nir_conv2d_width(node: Conv2d, shape: tuple[int, ...] | None) -> int | None:

@@ -119,7 +119,7 @@ def fold_r(graph: Graph, names: Collection[str] | None = None, types: Collection
         if node.type not in types or not _selected(names, name) or np.all(node.r == 1):
             return None
         scale = Scale(scale=node.r.copy())
-        return _Insert("before", "_r", scale, node.model_copy(update={"r": np.ones_like(node.r)}))
+        return _Insert("before", "_r", scale, node.replace(r=np.ones_like(node.r)))
 
     return _apply(graph, decide)[0]
 

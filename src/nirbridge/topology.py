@@ -25,7 +25,7 @@ def flatten(graph: Graph) -> Graph:
     if not any(isinstance(n, Graph) for n in graph.nodes.values()):
         return graph
     nodes, edges, _, _ = _inline(graph)
-    return Graph.model_construct(nodes=nodes, edges=edges, metadata=dict(graph.metadata), type="NIRGraph")
+    return Graph.model_construct(nodes=nodes, edges=edges, metadata=graph.metadata, type="NIRGraph")
 
 
 def _inline(graph: Graph) -> tuple[dict, list[Edge], dict[str, list[str]], dict[str, list[str]]]:

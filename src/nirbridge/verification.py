@@ -12,7 +12,7 @@ import numpy as np
 from .backends.registry import backends as installed
 from .compare import NodeComparison, compare, firing_inputs, firing_rates, recordable
 from .conversion import plan, resolve_source, run
-from .errors import SimulationError
+from .errors import NirbridgeError, SimulationError
 from .reference import simulate
 from .report import GapReport
 from .semantics import Policy
@@ -45,6 +45,7 @@ class VerifyReport:
     input_rate: float | None
     policy: Policy
     seed: int
+    notes: list[str] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
@@ -78,6 +79,7 @@ class VerifyReport:
                     )
                 )
         lines.append(table(rows))
+        lines += [f"note: {n}" for n in self.notes]
         return "\n".join(lines)
 
     def to_dict(self) -> dict[str, Any]:
@@ -89,6 +91,7 @@ class VerifyReport:
             "policy": self.policy.model_dump(mode="json"),
             "rates": self.rates,
             "silent": self.silent,
+            "notes": self.notes,
             "backends": {
                 name: {
                     "ok": r.ok,
@@ -120,22 +123,23 @@ def verify(
     batch: int = 4,
     strict: bool = False,
 ) -> VerifyReport:
-    """Build `src` on each backend (default: all installed), run all on the same input and
-    compare each recorded node and output with the NumPy reference. `strict=True` raises
-    `SimulationError` when a spiking layer never fires."""
+    """Build `src` on each backend (default: all installed; a name, or a list of names), run
+    all on the same input and compare each recorded node and output with the NumPy reference.
+    `strict=True` raises `SimulationError` when a spiking layer never fires."""
+    names = _backend_names(backends)
     resolved = resolve_source(src, source=source, policy=policy, sample=sample)
     graph, pol = resolved.graph, resolved.policy
     record = recordable(graph) if record is None else list(record)
     if inputs is None:
         x, rate, reference = firing_inputs(graph, pol, steps=steps, batch=batch, seed=seed, record=record)
     else:
-        x, rate = np.asarray(inputs), None
+        x, rate = ({k: np.asarray(v) for k, v in inputs.items()} if isinstance(inputs, dict) else np.asarray(inputs)), None
         reference = simulate(graph, x, policy=pol, record=record)
     rates = firing_rates(reference, graph)
     silent = [n for n, r in rates.items() if r == 0]
     if strict and silent:
         raise SimulationError(f"spiking nodes never fire on this input, so agreement would prove nothing: {', '.join(silent)}")
-    names = list(installed()) if backends is None else list(backends)
+    names = list(installed()) if names is None else names
     results: dict[str, BackendVerification] = {}
     for name in names:
         res = BackendVerification(name)
@@ -151,5 +155,17 @@ def verify(
             res.error = f"{type(exc).__name__}: {exc}"
             continue
         res.nodes = compare(reference, out, graph, record)
-    shape = tuple(int(n) for n in np.shape(x)) if not isinstance(x, dict) else ()
+    first = next(iter(x.values())) if isinstance(x, dict) else x
+    shape = tuple(int(n) for n in np.shape(first))
     return VerifyReport(results, rates, silent, shape, rate, pol, seed)
+
+
+def _backend_names(backends: Any) -> list[str] | None:
+    if backends is None:
+        return None
+    names = [backends] if isinstance(backends, str) else backends
+    if not isinstance(names, (list, tuple)) or not all(isinstance(n, str) for n in names):
+        raise TypeError(f"backends: expected a backend name or a list of names, got {backends!r}")
+    if not names:
+        raise NirbridgeError("backends: the list is empty; name at least one backend, or pass None for every installed one")
+    return list(names)

@@ -70,6 +70,8 @@ class Graph(Node):
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Graph:
         """Build from plain data (node dicts with a `type` key); validates everything."""
+        if not isinstance(data, dict):
+            raise GraphValidationError(problems=[Problem("", f"a graph must be a mapping of nodes, edges and metadata, got {type(data).__name__}")])
         return cls(**{k: v for k, v in data.items() if k != "type"})
 
     # -- structure --------------------------------------------------------------

@@ -71,7 +71,11 @@ def _node_fields(kind: str, node, field_names) -> dict[str, Any]:
                 "input_type": node.input_type.get("input"), "metadata": node.metadata}
     if kind in ("Conv1d", "Conv2d"):
         names = [k for k in field_names if k != "input_shape_value"]
-        return {k: getattr(node, k) for k in names} | {"input_shape_value": node.input_shape}
+        fields = {k: getattr(node, k) for k in names} | {"input_shape_value": node.input_shape}
+        if fields["bias"] is None:  # NIR's own tests build convolutions without a bias: zero, exactly
+            weight = np.asarray(fields["weight"])
+            fields["bias"] = np.zeros(weight.shape[:1], weight.dtype if weight.dtype.kind == "f" else np.float32)
+        return fields
     return {k: getattr(node, k) for k in field_names}
 
 
@@ -96,8 +100,31 @@ def fields_from_nir(graph, node_types: dict[str, Any], path: str = "", problems:
         else:
             names = [k for k in cls.model_fields if k != "type"]
             nodes[name] = {"type": kind, **_node_fields(kind, node, names)}
+            if kind == "Output" and np.size(_known(nodes[name]["shape"])) == 0:
+                nodes[name]["shape"] = _upstream_shape(graph, name)
     if top and problems:
         raise GraphValidationError(problems=problems)
     edges = [tuple(x.decode() if isinstance(x, bytes) else x for x in edge) for edge in graph.edges]
     metadata = graph.metadata if isinstance(graph.metadata, dict) else {}
     return {"nodes": nodes, "edges": edges, "metadata": dict(metadata)}
+
+
+def _known(shape: Any) -> Any:
+    return () if shape is None else shape
+
+
+def _upstream_shape(graph, name: str) -> Any:
+    """The shape reaching an Output whose own shape nir left undefined (None, or empty when a
+    0-d neuron fed it): the output type `nir` inferred for the nearest node upstream that has
+    one, along a chain of single edges; None (refused by the checks) when there is none."""
+    current, seen = name, set()
+    while current not in seen:
+        seen.add(current)
+        sources = [src for src, dst in graph.edges if dst == current]
+        if len(sources) != 1 or sources[0] not in graph.nodes:
+            return None
+        current = sources[0]
+        shape = (getattr(graph.nodes[current], "output_type", None) or {}).get("output")
+        if shape is not None and np.size(shape) > 0:
+            return np.asarray(shape, dtype=np.int64)
+    return None

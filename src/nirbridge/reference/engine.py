@@ -110,6 +110,8 @@ def _check_record(record: Iterable[str] | None, flat: Graph, graph: Graph) -> tu
         record = ()
     elif isinstance(record, str):
         record = (record,)
+    elif not isinstance(record, (list, tuple, set, frozenset)) or not all(isinstance(n, str) for n in record):
+        raise SimulationError(problems=[Problem("record", f"must be node names (a list of str), got {record!r}")])
     names = []
     for name in record:
         if name not in flat.nodes:

@@ -1,4 +1,5 @@
-"""A simulated DVS camera under saccades: static grey-level images -> ON/OFF event streams.
+"""A simulated DVS camera under saccades: static grey-level images -> ON/OFF event streams
+(the data of the built-in `digits-dvs` dataset; needs `nirbridge[data]`).
 
 N-MNIST was recorded by moving an event camera in three saccades in front of MNIST digits shown
 on a monitor (Orchard et al., 2015). This module simulates that recording.
@@ -67,7 +68,7 @@ def saccade_offsets(params: DVSParams) -> np.ndarray:
 
 
 def _upsample(images: np.ndarray, factor: int) -> np.ndarray:
-    from scipy.ndimage import zoom
+    from scipy.ndimage import zoom  # nirbridge[data]
 
     if factor == 1:
         return images.astype(np.float64)
@@ -155,7 +156,7 @@ def to_frames(events: np.ndarray, sensor_size: tuple[int, int, int], T: int, dur
 
     Frame k counts the events with k w <= t < (k + 1) w, w = duration_us // T.
     """
-    from tonic.transforms import ToFrame
+    from tonic.transforms import ToFrame  # nirbridge[data]
 
     w = duration_us // T
     if len(events) == 0:  # tonic returns a single frame for no events
