@@ -10,7 +10,7 @@ from nirbridge.errors import GapError
 from nirbridge.gaps import GapWarning
 from nirbridge.policy import Policy
 from nirbridge.reference import simulate
-from nirbridge.testing import BackendConformance, build_case
+from nirbridge.testing import BackendConformance, build_case, case_policy
 from nirbridge.verify import compare
 from nirbridge_norse import NativeCell, NorseBackend, PolicyCell
 
@@ -27,7 +27,7 @@ class TestNorseNativeOnlyConformance(BackendConformance):
     backend = NorseBackend(native_only=True)
 
     def test_builds_stock_cells_only(self, case: str) -> None:
-        policy = self._policy()
+        policy = case_policy(case, self._policy())
         model = self._backend().from_nir(build_case(case, policy), policy=policy)
         cells = [m for m in model.modules() if isinstance(m, (NativeCell, PolicyCell))]
         assert not any(isinstance(m, PolicyCell) for m in cells)
