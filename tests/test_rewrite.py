@@ -72,7 +72,7 @@ def test_avgpool_equals_sumpool_then_scale(pool, preset, seed):
     node = {"type": "AvgPool2d", "kernel_size": shape(k, k), "stride": shape(stride, stride), "padding": shape(pad, pad)}
     out = AvgPool2d(**{key: v for key, v in node.items() if key != "type"}).output_shape((c, h, w))
     n = int(np.prod(out))
-    params = neuron_params("LIF", (n,), policy.dt, rng)
+    params = neuron_params("LIF", (n,), policy, rng)
     params["r"] = (params["r"] * k * k).astype(F)  # the pool averages: scale back up to fire
     g = Graph.from_dict(
         {
@@ -111,7 +111,7 @@ def test_avgpool_equals_sumpool_then_scale(pool, preset, seed):
 def test_fold_r_into_a_scale_is_exact(kind, recurrent, preset, seed):
     rng = np.random.default_rng(seed)
     policy = Policy.preset(preset)
-    params = neuron_params(kind, (5,), policy.dt, rng)
+    params = neuron_params(kind, (5,), policy, rng)
     params["r"] = (params["r"] * rng.uniform(0.7, 3.0, 5)).astype(F)
     if "v_leak" in params:
         params["v_leak"] = rng.uniform(-0.2, 0.2, 5).astype(F)
@@ -193,7 +193,7 @@ def test_maxpool_on_spikes_is_sumpool_then_threshold(pool, preset, seed):
     rw = maxpool2d("pool", kernel_size=k, stride=stride, padding=pad, input_shape=(c, h, w), binary_input=True)
     assert rw.gap.status == "exact" and rw.input == "pool_sum" and rw.output == "pool"
     out_shape = rw.nodes["pool"].threshold.shape
-    nodes = {"input": {"type": "Input", "shape": shape(c, h, w)}, "lif": {"type": "LIF", **neuron_params("LIF", (c, h, w), policy.dt, rng)}}
+    nodes = {"input": {"type": "Input", "shape": shape(c, h, w)}, "lif": {"type": "LIF", **neuron_params("LIF", (c, h, w), policy, rng)}}
     nodes |= rw.nodes
     nodes["output"] = {"type": "Output", "shape": shape(*out_shape)}
     g = Graph.from_dict({"nodes": nodes, "edges": [("input", "lif"), ("lif", rw.input), *rw.edges, (rw.output, "output")]})

@@ -88,7 +88,8 @@ def neuron_params(kind: str, shape, policy: Policy, rng: np.random.Generator) ->
     """Parameters that keep a `kind` node active under `policy` (its effective policy for
     that type): per-step decay 0.8-0.95 of v (0.5-0.8 of the current I), a per-step input
     gain of 0.5-0.9 whatever the integration and input convention (r = gain/c with
-    c = current_gain(tau) for `current` input, r = gain for `impulse`; w_in = 1/c_syn or 1),
+    c = current_gain(tau) for `current` input, r = gain for `impulse`; the synapse's gain
+    0.6-1.4: w_in = that/c_syn or that),
     thresholds 0.8-1.2, and non-zero levels on both sides of [0, threshold): v_reset in
     +-(0.1-0.5) x threshold, v_leak in +-(0.05-0.4) x threshold except every fourth neuron,
     whose v_leak lies above its threshold (it fires without input)."""
@@ -113,7 +114,7 @@ def neuron_params(kind: str, shape, policy: Policy, rng: np.random.Generator) ->
         return params | (spiking if kind == "LIF" else {})
     alpha = rng.uniform(0.5, 0.8, shape)
     tau_syn = np.asarray(tau_from_decay(alpha, dt, integration), F)
-    w_in = np.ones(shape) if impulse else 1 / current_gain(tau_syn, dt, integration)
+    w_in = rng.uniform(0.6, 1.4, shape) / (1 if impulse else current_gain(tau_syn, dt, integration))
     r = gain / current_gain(tau, dt, integration)  # the current always drives v as a current
     params = {"tau_syn": tau_syn, "tau_mem": tau, "r": r.astype(F), "v_leak": v_leak, "w_in": w_in.astype(F)}
     return params | (spiking if kind == "CubaLIF" else {})
