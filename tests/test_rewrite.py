@@ -204,6 +204,20 @@ def test_maxpool_on_spikes_is_sumpool_then_threshold(pool, preset, seed):
     np.testing.assert_array_equal(result.outputs["output"], maxpool_reference(lif_spikes, k, stride, pad))
 
 
+@pytest.mark.parametrize("k", [2, 3])
+def test_maxpool_stride_defaults_to_the_kernel_size(k):
+    """As in torch.nn.MaxPool2d: no stride means stride = kernel_size (7 x 7 -> 3 x 3 for k = 2,
+    2 x 2 for k = 3), and the rewrite computes that max pool on spikes."""
+    rw = maxpool2d("pool", kernel_size=k, input_shape=(2, 7, 7), binary_input=True)
+    np.testing.assert_array_equal(rw.nodes["pool_sum"].stride, [k, k])
+    out_shape = rw.nodes["pool"].threshold.shape
+    assert out_shape == (2, 7 // k, 7 // k)
+    nodes = {"input": {"type": "Input", "shape": shape(2, 7, 7)}} | rw.nodes | {"output": {"type": "Output", "shape": shape(*out_shape)}}
+    g = Graph.from_dict({"nodes": nodes, "edges": [("input", rw.input), *rw.edges, (rw.output, "output")]})
+    x = spikes(np.random.default_rng(k), 6, 2, (2, 7, 7), rate=0.2)
+    np.testing.assert_array_equal(simulate(g, x).output, maxpool_reference(x, k, k, 0))
+
+
 def test_maxpool_on_non_binary_input_is_unsupported():
     rw = maxpool2d("mp", kernel_size=2, input_shape=(1, 4, 4), binary_input=False)
     assert rw.nodes == {} and rw.gap.status == "unsupported" and rw.gap.node_type == "MaxPool2d"
