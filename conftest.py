@@ -4,6 +4,9 @@ Hypothesis runs derandomized by default (profile `ci`): every run of the suite d
 examples, so a clean clone passes or fails the same way each time. `NIRBRIDGE_HYPOTHESIS=explore`
 draws fresh examples (use it to hunt for new counterexamples, then pin them with `@example`).
 
+Every test starts from the same torch random state whatever ran before it (seed 0), so data
+drawn with torch's global generator does not depend on test order or selection.
+
 `fixtures_dir` is the NIR paper's artefacts, `<repo>/../shared/fixtures/nir-paper`: a test
 that uses it is skipped when the folder is absent, and fails instead when
 `NIRBRIDGE_REQUIRE_FIXTURES=1` (CI sets it: CI always has the folder, so a skip there would
@@ -11,6 +14,7 @@ hide the outside-truth tests).
 """
 
 import os
+import sys
 from pathlib import Path
 
 import pytest
@@ -36,3 +40,10 @@ def fixtures_dir() -> Path:
             pytest.fail(f"{message}, and {REQUIRE_FIXTURES}=1 requires them", pytrace=False)
         pytest.skip(message)
     return NIR_PAPER
+
+
+@pytest.fixture(autouse=True)
+def _torch_seed():
+    torch = sys.modules.get("torch")  # never imported here: the core's tests run without torch
+    if torch is not None:
+        torch.manual_seed(0)

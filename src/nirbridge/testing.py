@@ -7,10 +7,19 @@
         opt_out = {"round_trip[delay]": "delays are exported in steps"}
 
 For every small graph of the zoo whose node types the backend claims (each NIR primitive,
-networks, recurrent and nested graphs), it checks spike-exact agreement with the NumPy
-reference under the backend's own preset with every spiking layer firing, and the round trip
-`to_nir(from_nir(g)) == g` when the backend exports. Node types it does not claim must raise
-`GapError` (strict conversion and `from_nir` alike), approximate ones must be reported as such.
+networks, recurrent and nested graphs, a cycle through two neurons), it checks spike-exact
+agreement with the NumPy reference under the backend's own preset, and the round trip
+`to_nir(from_nir(g)) == g` when the backend exports. Neurons have non-zero `v_leak` and
+`v_reset` on both sides of [0, threshold); every spiking node must fire at least MIN_SPIKES
+times and stay silent at least MIN_SILENT neuron-steps (the input rate is chosen for the most
+balanced activity). The tie cases (`*_ties`) run the preset at dt = 1 with binary-fraction
+parameters: every correct backend computes their potentials exactly, potentials land exactly
+on thresholds, and spikes are compared without the rounding-tie allowance, so the threshold
+rule, reset values and leaks must all be right. Node types the backend does not claim must
+raise `GapError` (strict conversion and `from_nir` alike), approximate ones must be reported
+as such. tests/test_conformance_mutants.py checks that the suite fails deliberately broken
+backends.
+
 Opt-out keys: a test (`round_trip`), a zoo case (`delay`) or one test of one case
 (`round_trip[delay]`); each shows in pytest's report as a skip with its reason.
 """
@@ -57,8 +66,8 @@ class Case:
     policy (parameters follow the policy's dt, integration and input convention, so every
     preset makes it fire).
 
-    `inputs`: "spikes" (Bernoulli, at the lowest rate that gives every spiking node its
-    minimum activity), "uniform" (values in [0, 1)) or "levels" (multiples of 1/4 in [0, 1]).
+    `inputs`: "spikes" (Bernoulli, at the rate `case_inputs` chooses), "uniform" (values in
+    [0, 1)) or "levels" (multiples of 1/4 in [0, 1]).
     `ties`: an exact case, run at dt = 1 (`case_policy`) with binary-fraction parameters, so
     any correct backend computes every potential exactly, potentials land exactly on
     thresholds, and spikes are compared without the rounding-tie allowance: the threshold
@@ -86,13 +95,13 @@ def _every(shape, k: int) -> np.ndarray:
 
 def neuron_params(kind: str, shape, policy: Policy, rng: np.random.Generator) -> dict[str, np.ndarray]:
     """Parameters that keep a `kind` node active under `policy` (its effective policy for
-    that type): per-step decay 0.8-0.95 of v (0.5-0.8 of the current I), a per-step input
+    that type): per-step decay 0.8-0.95 of v (0.5-0.8 of the current I); a per-step input
     gain of 0.5-0.9 whatever the integration and input convention (r = gain/c with
-    c = current_gain(tau) for `current` input, r = gain for `impulse`; the synapse's gain
-    0.6-1.4: w_in = that/c_syn or that),
-    thresholds 0.8-1.2, and non-zero levels on both sides of [0, threshold): v_reset in
-    +-(0.1-0.5) x threshold, v_leak in +-(0.05-0.4) x threshold except every fourth neuron,
-    whose v_leak lies above its threshold (it fires without input)."""
+    c = current_gain(tau), or dt for I/IF, under `current` input; r = gain under `impulse`),
+    0.6-1.4 for the synapse (w_in likewise); thresholds 0.8-1.2; non-zero levels on both
+    sides of [0, threshold): v_reset in +-(0.1-0.5) x threshold, v_leak in +-(0.05-0.4) x
+    threshold except every fourth neuron, whose v_leak lies above its threshold (it fires
+    without input)."""
     p = policy.for_node("", kind)
     dt, integration, impulse = p.dt, p.integration, p.input == "impulse"
     beta = rng.uniform(0.8, 0.95, shape)
@@ -146,8 +155,9 @@ def tie_params(kind: str, n: int, policy: Policy, rng: np.random.Generator) -> d
         syn = pick([0.5, 0.75, 1.0])
         node = {"tau_syn": tau, "tau_mem": tau, "r": 2 * gain, "w_in": syn if impulse else 2 * syn, "v_threshold": threshold, **levels}
     k = step_constants({"IF": IF, "LIF": LIF, "CubaLIF": CubaLIF}[kind](**node), p)
-    exact = [np.asarray(v, np.float64) for v in (k.a, k.gain, k.leak, k.a_syn, k.c_r, k.v_leak_term) if v is not None]
-    assert all(np.array_equal(np.float32(v) * 64, np.round(np.float32(v) * 64)) for v in exact), f"{kind} tie constants are not binary fractions: {k}"
+    rounded = [np.float32(v) * 64 for v in (k.a, k.gain, k.leak, k.a_syn, k.c_r, k.v_leak_term) if v is not None]
+    if not all(np.array_equal(v, np.round(v)) for v in rounded):  # the float32 constants must be multiples of 1/64
+        raise ValueError(f"{kind} tie constants under {p!r} are not binary fractions: {k}")
     return node
 
 
