@@ -362,11 +362,12 @@ def tie_flips(graph: Graph, x: np.ndarray, policy: Policy, reference: Simulation
 
 
 def case_inputs(name: str, graph: Graph, policy: Policy, *, steps: int, batch: int, record: list[str]):
-    """Inputs for a zoo case, with the reference result. Spikes: Bernoulli at the rate of
-    `verify.RATES` whose least active spiking node has the most spikes and silent steps (at
-    least MIN_SPIKES and MIN_SILENT), in a tie case the rate with the most potentials exactly
-    at a threshold among those; or uniform values in [0, 1), or multiples of 1/4 in [0, 1],
-    as the case says. Tie cases run at most TIE_STEPS steps."""
+    """Inputs for a zoo case, with the reference result. Spikes: Bernoulli, at the rate of
+    `verify.RATES` that gives every spiking node MIN_SPIKES and MIN_SILENT and, among those,
+    the most potentials exactly at a threshold (tie cases), then the most balanced activity
+    (the largest count of spikes or silent steps, whichever is fewer, in the least active
+    node). Otherwise uniform values in [0, 1) or multiples of 1/4 in [0, 1], as the case
+    says. Tie cases run at most TIE_STEPS steps."""
     from .reference import simulate
 
     case = ZOO[name]
