@@ -1,6 +1,7 @@
 """Hypothesis strategies for valid `nirbridge.Graph`s, for any test that needs graphs.
 
-    graphs()                   any of the families below
+    graphs()                   any of the families below; spiking=True puts a spiking neuron
+                               (IF, LIF, CubaLIF) where each family has its first neuron
     feedforward_graphs()       Input -> (Affine|Linear -> elementwise node)+ -> Output, with fan-in
     conv_graphs()              Conv1d/Conv2d -> neuron -> Sum/AvgPool2d -> Flatten -> dense chains
     recurrent_graphs()         a neuron layer with a recurrent dense edge (a cycle), self-loops
@@ -115,10 +116,11 @@ def _maybe_metadata():
 
 
 @st.composite
-def neuron_nodes(draw, shape: tuple[int, ...], dtype=None):
-    """One of I, IF, LI, LIF, CubaLI, CubaLIF with parameters of `shape`, one dtype per node."""
+def neuron_nodes(draw, shape: tuple[int, ...], dtype=None, spiking: bool = False):
+    """One of I, IF, LI, LIF, CubaLI, CubaLIF (IF, LIF, CubaLIF when `spiking`) with
+    parameters of `shape`, one dtype per node."""
     dtype = dtype or draw(st.sampled_from(FLOAT_DTYPES))
-    kind = draw(st.sampled_from([I, IF, LI, LIF, CubaLI, CubaLIF]))
+    kind = draw(st.sampled_from([IF, LIF, CubaLIF] if spiking else [I, IF, LI, LIF, CubaLI, CubaLIF]))
     values = {
         "tau": _positive(shape, dtype),
         "tau_mem": _positive(shape, dtype),
@@ -167,9 +169,9 @@ def _int_array(draw, values) -> np.ndarray:
 
 
 @st.composite
-def feedforward_graphs(draw, max_layers: int = 3):
+def feedforward_graphs(draw, max_layers: int = 3, spiking: bool = False):
     """Input -> (dense -> elementwise)+ -> Output; sometimes a second dense path into the first
-    elementwise node (fan-in: its input is the sum)."""
+    elementwise node (fan-in: its input is the sum), a spiking neuron when `spiking`."""
     layers = draw(st.integers(1, max_layers))
     sizes = draw(st.lists(st.integers(1, 5), min_size=layers + 1, max_size=layers + 1))
     names = draw(_names(2 * layers + 3))
@@ -180,7 +182,7 @@ def feedforward_graphs(draw, max_layers: int = 3):
     for i in range(layers):
         dense, elem = names[3 + 2 * i], names[4 + 2 * i]
         nodes[dense] = draw(dense_nodes(sizes[i], sizes[i + 1]))
-        nodes[elem] = draw(elementwise_nodes((sizes[i + 1],)))
+        nodes[elem] = draw(neuron_nodes((sizes[1],), spiking=True) if spiking and i == 0 else elementwise_nodes((sizes[i + 1],)))
         edges += [(prev, dense), (dense, elem)]
         if i == 0 and draw(st.booleans()):
             nodes[extra] = draw(dense_nodes(sizes[0], sizes[1]))
@@ -254,10 +256,10 @@ def _pool(draw, shape: tuple[int, ...]):
 
 
 @st.composite
-def conv_graphs(draw, nir_writable: bool = False):
+def conv_graphs(draw, nir_writable: bool = False, spiking: bool = False):
     """Input (C, *spatial) -> Conv1d/Conv2d -> neuron -> [pool -> neuron] -> Flatten -> dense ->
     elementwise -> Output, every shape consistent (padding ints or 'same'/'valid', stride,
-    dilation, groups)."""
+    dilation, groups); the first neuron spikes when `spiking`."""
     dims = draw(st.sampled_from([1, 2]))
     c_in = draw(st.integers(1, 3))
     spatial = tuple(draw(st.integers(3, 7)) for _ in range(dims))
@@ -267,7 +269,7 @@ def conv_graphs(draw, nir_writable: bool = False):
     edges = []
     conv, shape = draw(_conv(dims, c_in, spatial, nir_writable))
     conv_name, neuron = next(names), next(names)
-    nodes[conv_name], nodes[neuron] = conv, draw(neuron_nodes(shape))
+    nodes[conv_name], nodes[neuron] = conv, draw(neuron_nodes(shape, spiking=spiking))
     edges += [(inp, conv_name), (conv_name, neuron)]
     prev = neuron
     if dims == 2 and draw(st.booleans()):
@@ -294,15 +296,15 @@ def conv_graphs(draw, nir_writable: bool = False):
 
 
 @st.composite
-def recurrent_graphs(draw):
+def recurrent_graphs(draw, spiking: bool = False):
     """Input -> dense -> neuron <-> recurrent dense (a cycle), maybe a self-loop on the neuron,
-    -> dense -> elementwise -> Output; edges in random order."""
+    -> dense -> elementwise -> Output; edges in random order; the neuron spikes when `spiking`."""
     n, m, o = (draw(st.integers(1, 5)) for _ in range(3))
     inp, w_in, lif, w_rec, w_out, last, out = draw(_names(7))
     nodes = {
         inp: Input(shape=np.array([n])),
         w_in: draw(dense_nodes(n, m)),
-        lif: draw(neuron_nodes((m,))),
+        lif: draw(neuron_nodes((m,), spiking=spiking)),
         w_rec: draw(dense_nodes(m, m)),
         w_out: draw(dense_nodes(m, o)),
         last: draw(elementwise_nodes((o,))),
@@ -315,27 +317,28 @@ def recurrent_graphs(draw):
 
 
 @st.composite
-def _block(draw, m: int, depth: int) -> Graph:
+def _block(draw, m: int, depth: int, spiking: bool = False) -> Graph:
     """A nested graph of width m: Input -> neuron <-> recurrent dense -> Output, or (depth > 0)
     Input -> inner block -> elementwise -> Output."""
     inp, core, rec, out = draw(_names(4))
     if depth == 0:
-        nodes = {inp: Input(shape=np.array([m])), core: draw(neuron_nodes((m,))), rec: draw(dense_nodes(m, m))}
+        nodes = {inp: Input(shape=np.array([m])), core: draw(neuron_nodes((m,), spiking=spiking)), rec: draw(dense_nodes(m, m))}
         edges = [(inp, core), (core, rec), (rec, core), (core, out)]
     else:
-        nodes = {inp: Input(shape=np.array([m])), core: draw(_block(m, depth - 1)), rec: draw(elementwise_nodes((m,)))}
+        nodes = {inp: Input(shape=np.array([m])), core: draw(_block(m, depth - 1, spiking)), rec: draw(elementwise_nodes((m,)))}
         edges = [(inp, core), (core, rec), (rec, out)]
     nodes[out] = Output(shape=np.array([m]))
     return Graph(nodes=nodes, edges=edges, metadata=draw(_maybe_metadata()))
 
 
 @st.composite
-def nested_graphs(draw, max_depth: int = 2):
+def nested_graphs(draw, max_depth: int = 2, spiking: bool = False):
     """Input -> dense -> nested block (1..max_depth levels) -> dense -> Output. Sometimes the
-    outgoing edge names a node inside the block with a dotted path (`block.neuron`)."""
+    outgoing edge names a node inside the block with a dotted path (`block.neuron`). The
+    innermost neuron spikes when `spiking`."""
     n, m, o = (draw(st.integers(1, 4)) for _ in range(3))
     inp, w_in, block, w_out, out = draw(_names(5))
-    sub = draw(_block(m, draw(st.integers(0, max_depth - 1))))
+    sub = draw(_block(m, draw(st.integers(0, max_depth - 1)), spiking))
     nodes = {
         inp: Input(shape=np.array([n])),
         w_in: draw(dense_nodes(n, m)),
@@ -351,11 +354,12 @@ def nested_graphs(draw, max_depth: int = 2):
     return Graph(nodes=nodes, edges=edges, metadata=draw(_maybe_metadata()))
 
 
-def graphs(nir_writable: bool = False) -> st.SearchStrategy[Graph]:
-    """Any valid graph: feedforward, convolutional, recurrent or nested."""
+def graphs(nir_writable: bool = False, spiking: bool = False) -> st.SearchStrategy[Graph]:
+    """Any valid graph: feedforward, convolutional, recurrent or nested; with a spiking neuron
+    in each family's first neuron position when `spiking`."""
     return st.one_of(
-        feedforward_graphs(),
-        conv_graphs(nir_writable=nir_writable),
-        recurrent_graphs(),
-        nested_graphs(),
+        feedforward_graphs(spiking=spiking),
+        conv_graphs(nir_writable=nir_writable, spiking=spiking),
+        recurrent_graphs(spiking=spiking),
+        nested_graphs(spiking=spiking),
     )

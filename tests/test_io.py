@@ -362,7 +362,9 @@ def test_failed_rename_leaves_the_old_file(existing, monkeypatch):
     assert leftovers(path.parent, {path.name}) == set()
 
 
-def test_the_file_is_synced_before_it_replaces_the_target(existing, monkeypatch):
+def test_the_file_is_synced_before_the_replace_and_its_directory_after(existing, monkeypatch):
+    """fsync(temporary file), rename over the target, fsync(directory): without the last
+    step a crash can lose the rename even though the data were synced."""
     path, before = existing
     events = []
     real_fsync, real_replace = os.fsync, os.replace
@@ -379,9 +381,10 @@ def test_the_file_is_synced_before_it_replaces_the_target(existing, monkeypatch)
     monkeypatch.setattr(os, "replace", replace)
     save(small_graph(tau=0.5), path)
     kinds = [kind for kind, _ in events]
-    assert kinds[:2] == ["fsync", "replace"]
+    assert kinds == ["fsync", "replace", "fsync"]
     if isinstance(events[0][1], str):
         assert events[0][1] == events[1][1]  # the temporary file itself was synced
+        assert events[2][1] == str(path.parent.resolve())  # then the directory holding the new name
     assert path.read_bytes() != before and load(path) == small_graph(tau=0.5)
 
 

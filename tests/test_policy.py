@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import math
-from pathlib import Path
 
 import nir
 import numpy as np
@@ -31,7 +30,6 @@ from nirbridge.semantics import (
     unit_gain,
 )
 
-FIXTURES = Path(__file__).resolve().parents[1] / ".." / "shared" / "fixtures" / "nir-paper"
 HYPOTHESIS = settings(max_examples=200, deadline=None)
 NIRTORCH_LOAD = pytest.mark.filterwarnings("ignore:nirtorch.load is being deprecated:DeprecationWarning")
 
@@ -773,10 +771,8 @@ def test_metadata_survives_nir_write_and_read(tmp_path):
 
 
 @pytest.mark.parametrize("name", ["braille_noDelay_bias_zero.nir", "braille_noDelay_noBias_subtract.nir"])
-def test_infer_braille(name):
-    path = FIXTURES / "03_rnn" / name
-    if not path.exists():
-        pytest.skip(f"fixture {path} absent")
+def test_infer_braille(name, fixtures_dir):
+    path = fixtures_dir / "03_rnn" / name
     result = Policy.infer(nirbridge.Graph.from_nir(nir.read(path)))
     assert isinstance(result, DtInference)
     assert result.dt == 1e-4 and result.confidence == "high"
@@ -785,10 +781,8 @@ def test_infer_braille(name):
 
 
 @pytest.mark.parametrize("name", ["01_lif/lif_norse.nir", "02_cnn/cnn_sinabs.nir"])
-def test_infer_no_evidence_in_paper_graphs(name):
-    path = FIXTURES / name
-    if not path.exists():
-        pytest.skip(f"fixture {path} absent")
+def test_infer_no_evidence_in_paper_graphs(name, fixtures_dir):
+    path = fixtures_dir / name
     result = Policy.infer(nirbridge.Graph.from_nir(nir.read(path)))
     assert result.dt is None and result.confidence == "none" and "no evidence" in result.message
 

@@ -72,7 +72,7 @@ def test_avgpool_equals_sumpool_then_scale(pool, preset, seed):
     node = {"type": "AvgPool2d", "kernel_size": shape(k, k), "stride": shape(stride, stride), "padding": shape(pad, pad)}
     out = AvgPool2d(**{key: v for key, v in node.items() if key != "type"}).output_shape((c, h, w))
     n = int(np.prod(out))
-    params = neuron_params("LIF", (n,), policy.dt, rng)
+    params = neuron_params("LIF", (n,), policy, rng)
     params["r"] = (params["r"] * k * k).astype(F)  # the pool averages: scale back up to fire
     g = Graph.from_dict(
         {
@@ -111,7 +111,7 @@ def test_avgpool_equals_sumpool_then_scale(pool, preset, seed):
 def test_fold_r_into_a_scale_is_exact(kind, recurrent, preset, seed):
     rng = np.random.default_rng(seed)
     policy = Policy.preset(preset)
-    params = neuron_params(kind, (5,), policy.dt, rng)
+    params = neuron_params(kind, (5,), policy, rng)
     params["r"] = (params["r"] * rng.uniform(0.7, 3.0, 5)).astype(F)
     if "v_leak" in params:
         params["v_leak"] = rng.uniform(-0.2, 0.2, 5).astype(F)
@@ -193,7 +193,7 @@ def test_maxpool_on_spikes_is_sumpool_then_threshold(pool, preset, seed):
     rw = maxpool2d("pool", kernel_size=k, stride=stride, padding=pad, input_shape=(c, h, w), binary_input=True)
     assert rw.gap.status == "exact" and rw.input == "pool_sum" and rw.output == "pool"
     out_shape = rw.nodes["pool"].threshold.shape
-    nodes = {"input": {"type": "Input", "shape": shape(c, h, w)}, "lif": {"type": "LIF", **neuron_params("LIF", (c, h, w), policy.dt, rng)}}
+    nodes = {"input": {"type": "Input", "shape": shape(c, h, w)}, "lif": {"type": "LIF", **neuron_params("LIF", (c, h, w), policy, rng)}}
     nodes |= rw.nodes
     nodes["output"] = {"type": "Output", "shape": shape(*out_shape)}
     g = Graph.from_dict({"nodes": nodes, "edges": [("input", "lif"), ("lif", rw.input), *rw.edges, (rw.output, "output")]})
@@ -202,6 +202,20 @@ def test_maxpool_on_spikes_is_sumpool_then_threshold(pool, preset, seed):
     lif_spikes = result.states["lif"]["spikes"]
     assert 0 < lif_spikes.mean() < 1
     np.testing.assert_array_equal(result.outputs["output"], maxpool_reference(lif_spikes, k, stride, pad))
+
+
+@pytest.mark.parametrize("k", [2, 3])
+def test_maxpool_stride_defaults_to_the_kernel_size(k):
+    """As in torch.nn.MaxPool2d: no stride means stride = kernel_size (7 x 7 -> 3 x 3 for k = 2,
+    2 x 2 for k = 3), and the rewrite computes that max pool on spikes."""
+    rw = maxpool2d("pool", kernel_size=k, input_shape=(2, 7, 7), binary_input=True)
+    np.testing.assert_array_equal(rw.nodes["pool_sum"].stride, [k, k])
+    out_shape = rw.nodes["pool"].threshold.shape
+    assert out_shape == (2, 7 // k, 7 // k)
+    nodes = {"input": {"type": "Input", "shape": shape(2, 7, 7)}} | rw.nodes | {"output": {"type": "Output", "shape": shape(*out_shape)}}
+    g = Graph.from_dict({"nodes": nodes, "edges": [("input", rw.input), *rw.edges, (rw.output, "output")]})
+    x = spikes(np.random.default_rng(k), 6, 2, (2, 7, 7), rate=0.2)
+    np.testing.assert_array_equal(simulate(g, x).output, maxpool_reference(x, k, k, 0))
 
 
 def test_maxpool_on_non_binary_input_is_unsupported():

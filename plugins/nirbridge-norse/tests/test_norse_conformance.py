@@ -12,7 +12,7 @@ from nirbridge.errors import GapError
 from nirbridge.reference import simulate
 from nirbridge.report import GapWarning
 from nirbridge.semantics import Policy
-from nirbridge.testing import BackendConformance, build_case
+from nirbridge.testing import BackendConformance, build_case, case_policy
 from nirbridge_norse import NativeCell, NorseBackend, PolicyCell
 
 
@@ -28,7 +28,7 @@ class TestNorseNativeOnlyConformance(BackendConformance):
     backend = NorseBackend(native_only=True)
 
     def test_builds_stock_cells_only(self, case: str) -> None:
-        policy = self._policy()
+        policy = case_policy(case, self._policy())
         model = nirbridge.convert(build_case(case, policy), to=self._backend(), policy=policy)
         cells = [m for m in model.modules() if isinstance(m, (NativeCell, PolicyCell))]
         assert not any(isinstance(m, PolicyCell) for m in cells)

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 import pytest
 
@@ -13,20 +11,18 @@ from nirbridge.semantics import Policy
 from nirbridge_norse import from_nir
 from nirbridge_torch import run_sequence
 
-FIXTURES = next((p / "shared/fixtures/nir-paper" for p in Path(__file__).resolve().parents if (p / "shared/fixtures/nir-paper").is_dir()), None)
-needs_fixtures = pytest.mark.skipif(FIXTURES is None, reason="NIR paper fixtures (shared/fixtures/nir-paper) not present")
 
-
-def load(rel: str):
+@pytest.fixture
+def load(fixtures_dir):
+    """Load a graph of the NIR paper fixtures by its path inside the folder."""
     from nirbridge.io import load as nb_load
 
-    return nb_load(FIXTURES / rel)
+    return lambda rel: nb_load(fixtures_dir / rel)
 
 
-@needs_fixtures
-def test_lif_norse_reproduces_published_spike_steps():
+def test_lif_norse_reproduces_published_spike_steps(load, fixtures_dir):
     graph = load("01_lif/lif_norse.nir")
-    table = np.loadtxt(FIXTURES / "01_lif/lif_norse.csv", delimiter=",")
+    table = np.loadtxt(fixtures_dir / "01_lif/lif_norse.csv", delimiter=",")
     x = table[:, 0].astype(np.float32)[:, None, None]
     policy = Policy.preset("norse", dt=1e-4)
     model = from_nir(graph, policy=policy)
@@ -38,8 +34,7 @@ def test_lif_norse_reproduces_published_spike_steps():
     np.testing.assert_allclose(out.states["1"]["v"][:, 0, 0], table[:, 1], atol=1e-5)
 
 
-@needs_fixtures
-def test_sinabs_cnn_agrees_with_reference():
+def test_sinabs_cnn_agrees_with_reference(load):
     graph = load("02_cnn/cnn_sinabs.nir")
     policy = Policy.preset("sinabs")
     model = from_nir(graph, policy=policy)
@@ -56,9 +51,8 @@ def test_sinabs_cnn_agrees_with_reference():
     assert all(r > 0 for r in rates.values()), rates
 
 
-@needs_fixtures
 @pytest.mark.parametrize("name", ["braille_noDelay_bias_zero", "braille_noDelay_noBias_subtract"])
-def test_braille_graphs_agree_at_inferred_dt(name):
+def test_braille_graphs_agree_at_inferred_dt(name, load):
     graph = load(f"03_rnn/{name}.nir")
     inferred = Policy.infer(graph)
     assert inferred.dt == pytest.approx(1e-4)

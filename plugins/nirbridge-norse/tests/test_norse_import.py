@@ -62,7 +62,10 @@ def _impulse(kind, tau, tau_syn, k, th, reset, v_leak):
 
 
 def chain(node: g.Node, n_in: int, n: int, rng) -> g.Graph:
-    w = rng.uniform(-0.4, 1.0, (n, n_in)).astype(F)
+    """input -> Linear -> node. The weights are multiples of 1/16, so on spike inputs every
+    sum of the Linear layer is exact in any summation order: torch and NumPy feed the neuron
+    the same bits, and an exact cell can be compared bit for bit."""
+    w = (rng.integers(-6, 17, (n, n_in)) / 16).astype(F)
     return g.Graph(
         nodes={"input": g.Input(shape=np.array([n_in])), "fc": g.Linear(weight=w), "n": node, "output": g.Output(shape=np.array([n]))},
         edges=[("input", "fc"), ("fc", "n"), ("n", "output")],

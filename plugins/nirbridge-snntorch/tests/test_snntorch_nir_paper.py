@@ -1,9 +1,7 @@
 """The NIR paper's Braille RNN graphs (trained in snnTorch) import and agree spike for spike
-with the NumPy reference at the dt `Policy.infer` finds. Skipped when the fixtures are absent."""
+with the NumPy reference at the dt `Policy.infer` finds (`fixtures_dir`: the root conftest.py)."""
 
 from __future__ import annotations
-
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -15,7 +13,6 @@ from nirbridge.reference import simulate
 from nirbridge.semantics import Policy
 from nirbridge_snntorch import from_nir, graph_of
 
-FIXTURES = Path(__file__).resolve().parents[4] / "shared" / "fixtures" / "nir-paper" / "03_rnn"
 CASES = {
     # file: (reset the graph was trained with, snnTorch class of the recurrent layer after import)
     "braille_noDelay_bias_zero.nir": ("to_reset", snn.Synaptic),  # Affine recurrence with bias: kept as a node
@@ -24,10 +21,8 @@ CASES = {
 
 
 @pytest.mark.parametrize("name", list(CASES))
-def test_braille_graph_imports_spike_exact(name):
-    path = FIXTURES / name
-    if not path.exists():
-        pytest.skip(f"NIR paper fixtures not present at {FIXTURES}")
+def test_braille_graph_imports_spike_exact(name, fixtures_dir):
+    path = fixtures_dir / "03_rnn" / name
     reset, recurrent_cls = CASES[name]
     graph = load(path)
     inferred = Policy.infer(graph)

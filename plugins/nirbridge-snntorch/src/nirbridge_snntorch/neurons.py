@@ -25,7 +25,7 @@ import snntorch as snn
 import torch
 
 from nirbridge import ir as g
-from nirbridge.semantics import Policy, current_gain, decay
+from nirbridge.semantics import Policy, step_constants
 
 #: gains within this of 1 are treated as 1 (the float32 rounding of tau/dt * dt/tau)
 UNIT_TOL = 1e-6
@@ -69,46 +69,36 @@ def native_plan(node: g.Node, policy: Policy) -> Plan:
     mechanism = {"subtract": "subtract", "to_reset": "zero", "none": "none"}[p.reset] if spiking else "none"
     delay = not (p.reset == "to_reset" and p.reset_timing == "immediate")
     common = dict(init_hidden=True, reset_mechanism=mechanism)  # trainable: beta, alpha, threshold are Parameters
+    k = step_constants(node, p)  # float64, rounded once below, as the reference rounds them
     if kind in ("LIF", "LI"):
-        a = decay(node.tau, p.dt, p.integration)
-        if np.any((a < 0) | (a > 1)):
+        if np.any((k.a < 0) | (k.a > 1)):
             return Plan(problem="tau < dt gives a negative decay 1 - dt/tau; snnTorch clamps beta to [0, 1]")
-        c = current_gain(node.tau, p.dt, p.integration)
-        gain = node.r if p.input == "impulse" else c * node.r
-        bias = c * node.v_leak
         thr = node.v_threshold if spiking else np.full(node.tau.shape, np.inf, dtype=np.float32)
-        kwargs = dict(beta=torch.as_tensor(_f32(a)), threshold=torch.as_tensor(_f32(thr)), reset_delay=delay,
+        kwargs = dict(beta=torch.as_tensor(_f32(k.a)), threshold=torch.as_tensor(_f32(thr)), reset_delay=delay,
                       learn_beta=True, learn_threshold=spiking, **common)
-        return Plan(snn.Leaky, kwargs, _f32(gain), _f32(bias), output_v=not spiking, text="snnTorch Leaky")
+        return Plan(snn.Leaky, kwargs, _f32(k.gain), _f32(k.leak), output_v=not spiking, text="snnTorch Leaky")
     if kind in ("IF", "I"):
-        gain = node.r if p.input == "impulse" else p.dt * node.r
         thr = node.v_threshold if spiking else np.full(node.r.shape, np.inf, dtype=np.float32)
         kwargs = dict(beta=torch.ones(node.r.shape), threshold=torch.as_tensor(_f32(thr)), reset_delay=delay,
                       learn_threshold=spiking, **common)
-        return Plan(snn.Leaky, kwargs, _f32(gain), None, output_v=not spiking, text="snnTorch Leaky(beta=1)")
+        return Plan(snn.Leaky, kwargs, _f32(k.gain), None, output_v=not spiking, text="snnTorch Leaky(beta=1)")
     # CubaLIF / CubaLI
     if p.current_order != "current_first":
         return Plan(problem="snnTorch Synaptic drives v with this step's current (current_first)")
     if np.any(node.v_leak != 0):
         return Plan(problem="snnTorch Synaptic has no leak towards v_leak != 0")
-    a_syn = decay(node.tau_syn, p.dt, p.integration)
-    c_syn = current_gain(node.tau_syn, p.dt, p.integration)
-    a_mem = decay(node.tau_mem, p.dt, p.integration)
-    if np.any((a_syn < 0) | (a_syn > 1) | (a_mem < 0) | (a_mem > 1)):
+    if np.any((k.a_syn < 0) | (k.a_syn > 1) | (k.a < 0) | (k.a > 1)):
         return Plan(problem="tau < dt gives a negative decay 1 - dt/tau; snnTorch clamps alpha and beta to [0, 1]")
-    c_mem = current_gain(node.tau_mem, p.dt, p.integration)
-    g_syn = node.w_in if p.input == "impulse" else c_syn * node.w_in
-    k = c_mem * node.r
-    if not np.allclose(k, 1, rtol=0, atol=UNIT_TOL):
+    if not np.allclose(k.c_r, 1, rtol=0, atol=UNIT_TOL):
         # Synaptic adds syn to mem unscaled; carrying k = c_mem r != 1 would need a rescaled
         # state (mem = v / k, threshold / k), which rounds differently from the reference and
         # flips spikes within an ulp of threshold
         return Plan(problem="snnTorch Synaptic adds the current to the membrane unscaled (c_mem r != 1)")
     thr = node.v_threshold if spiking else np.full(node.tau_syn.shape, np.inf, dtype=np.float32)
-    kwargs = dict(alpha=torch.as_tensor(_f32(a_syn)), beta=torch.as_tensor(_f32(a_mem)),
+    kwargs = dict(alpha=torch.as_tensor(_f32(k.a_syn)), beta=torch.as_tensor(_f32(k.a)),
                   threshold=torch.as_tensor(_f32(thr)), reset_delay=delay, learn_alpha=True, learn_beta=True,
                   learn_threshold=spiking, **common)
-    return Plan(snn.Synaptic, kwargs, _f32(g_syn), None, output_v=not spiking, text="snnTorch Synaptic")
+    return Plan(snn.Synaptic, kwargs, _f32(k.gain), None, output_v=not spiking, text="snnTorch Synaptic")
 
 
 class SnnTorchNeuron(torch.nn.Module):
