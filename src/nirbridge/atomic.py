@@ -15,8 +15,9 @@
 into place, so the target holds the old bytes or the new ones, never a mix. On any exception,
 and on SIGTERM, SIGHUP or SIGINT, the temporary file is removed first (the signal then takes
 its usual effect). SIGKILL cannot be caught: it may leave one temporary file,
-`.<name>.<12 hex digits>.nirbridge-partial`; the writer holds a lock on it while it lives, and
-the next write to the same place removes every such file whose lock is free. Failures of the
+`.<name>.<12 hex digits>.nirbridge-partial`; the writer holds a lock on it while it lives (an
+open-file-description lock, Linux: it does not stand in the way of HDF5's own flock), and the
+next write to the same place removes every such file whose lock is free. Failures of the
 operating system (no space left, permission, read-only file system) become one
 `FileAccessError` naming the user's path, never the temporary name.
 """
@@ -28,14 +29,15 @@ import os
 import secrets
 import signal
 import stat
+import struct
 import threading
 from collections.abc import Iterable, Iterator
 
 from .errors import FileAccessError
 
 try:
-    import fcntl
-except ImportError:  # not POSIX: temporary files left by a killed writer stay
+    from fcntl import F_OFD_SETLK, F_OFD_SETLKW, F_RDLCK, F_WRLCK, fcntl
+except ImportError:  # no open-file-description locks (not Linux): temporary files left by a killed writer stay
     fcntl = None
 
 SUFFIX = ".nirbridge-partial"
@@ -152,16 +154,22 @@ def _prefix(base: str) -> str:
     return base
 
 
+def _lock(fd: int, kind: int, command: int) -> None:
+    """An open-file-description lock on the whole file (`struct flock`: type, whence, start,
+    length 0 = to the end, pid 0); released when the descriptor closes or the process dies."""
+    fcntl(fd, command, struct.pack("hhqqi4x", kind, os.SEEK_SET, 0, 0, 0))
+
+
 def _create(directory: str, prefix: str) -> tuple[int, str]:
-    """A new temporary file, open and locked (flock) for as long as this process holds it."""
+    """A new temporary file, open and write-locked for as long as this process holds it."""
     while True:
         tmp = os.path.join(directory, f".{prefix}.{secrets.token_hex(_TOKEN // 2)}{SUFFIX}")
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)  # the umask applies
         if fcntl is None:
             return fd, tmp
         try:
-            fcntl.flock(fd, fcntl.LOCK_EX)  # waits while another save checks whether it is stale
-        except OSError:  # no locks on this file system: no one can tell it is stale, no one removes it
+            _lock(fd, F_WRLCK, F_OFD_SETLKW)  # waits while another save checks whether it is stale
+        except OSError:  # no such locks here: no one can tell it is stale, so no one removes it
             return fd, tmp
         try:
             if os.path.samestat(os.fstat(fd), os.lstat(tmp)):
@@ -172,7 +180,7 @@ def _create(directory: str, prefix: str) -> tuple[int, str]:
 
 
 def _remove_stale(directory: str, prefix: str) -> None:
-    """Remove the temporary files of writes to this target whose writer is gone (its lock is free)."""
+    """Remove the temporary files of writes to this target whose writer is gone (no lock on it)."""
     if fcntl is None:
         return
     head = f".{prefix}."
@@ -190,10 +198,10 @@ def _remove_stale(directory: str, prefix: str) -> None:
         except OSError:
             continue
         try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            _lock(fd, F_RDLCK, F_OFD_SETLK)  # refused while its writer holds the write lock
             if os.path.samestat(os.fstat(fd), os.lstat(path)):
                 os.unlink(path)
-        except OSError:  # locked: its writer is alive
+        except OSError:  # locked (its writer is alive), or no such locks here
             pass
         finally:
             os.close(fd)
