@@ -395,3 +395,30 @@ def test_the_new_file_is_complete_and_synced(existing, monkeypatch):
     save(big(), path)
     monkeypatch.undo()
     assert load(path) == big()
+
+
+LIMITED_RECORDING = textwrap.dedent('''
+    import json, os, resource, sys
+    import nir, numpy as np
+    from nirbridge.recording import save_recording
+
+    path = sys.argv[1]
+    data = nir.NIRGraphData({"lif": nir.NIRNodeData({"v": nir.TimeGriddedData(
+        np.random.default_rng(0).standard_normal((4, 200, 500)).astype(np.float32), 1e-4)})})
+    resource.setrlimit(resource.RLIMIT_FSIZE, (100_000, 100_000))
+    try:
+        save_recording(data, path, compression="gzip")
+        error = None
+    except Exception as exc:
+        error = [type(exc).__name__, str(exc)]
+    print(json.dumps({"error": error, "listing": sorted(os.listdir(os.path.dirname(path)))}))
+''')
+
+
+def test_a_compressed_recording_past_the_file_size_limit_ends_in_one_error(tmp_path, out_dir):
+    """Recordings (NIR's data format) are written the same way: HDF5 writing the file itself
+    died here with SIGSEGV and left its temporary file."""
+    path = out_dir / "run.h5"
+    proc = run_child(tmp_path, LIMITED_RECORDING, path)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert json.loads(proc.stdout) == {"error": ["FileAccessError", f"file too large: {path}"], "listing": []}

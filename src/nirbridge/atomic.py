@@ -49,7 +49,7 @@ _KINDS = {stat.S_IFIFO: "a FIFO", stat.S_IFCHR: "a character device", stat.S_IFB
 
 def os_error(exc: OSError, path: str | os.PathLike) -> FileAccessError:
     """`exc` as one line naming the user's `path`: 'no space left on device: out.nir'."""
-    reason = os.strerror(exc.errno) if exc.errno else (exc.strerror or type(exc).__name__)
+    reason = os.strerror(exc.errno) if exc.errno else "input/output failed"  # never the text (it may name the temporary file)
     error = FileAccessError(f"{reason[:1].lower()}{reason[1:]}: {os.fspath(path)}")
     error.file, error.errno = os.fspath(path), exc.errno
     return error

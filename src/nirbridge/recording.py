@@ -38,11 +38,11 @@ import h5py
 import nir
 import numpy as np
 
-from .atomic import replacing
+from .atomic import write_bytes
 from .compare import compare, firing_rates
 from .conversion import convert
 from .errors import NirbridgeError, NirFormatError, Problem, SimulationError
-from .io import DEFAULT_MAX_ARRAY_BYTES, DEFAULT_MAX_DEPTH, DEFAULT_MAX_TOTAL_BYTES, open_checked
+from .io import DEFAULT_MAX_ARRAY_BYTES, DEFAULT_MAX_DEPTH, DEFAULT_MAX_TOTAL_BYTES, hdf5_bytes, open_checked
 from .ir import Graph
 from .reference import simulate
 from .result import SimulationResult
@@ -224,8 +224,7 @@ def save_recording(data, path: str | os.PathLike, *, compression: str | None = N
     if not isinstance(data, nir.NIRGraphData):
         raise TypeError(f"save_recording() takes a nir.NIRGraphData, got {type(data).__name__} (see to_nir_data)")
     options = {"compression": compression} if compression else {}
-    with replacing(path) as tmp, h5py.File(tmp, "w") as f:
-        _write_graph(f, data, options)
+    write_bytes(path, hdf5_bytes(lambda f: _write_graph(f, data, options)))  # HDF5 never writes to disk itself (see hdf5_bytes)
 
 
 def _write_graph(group: h5py.Group, data, options: dict) -> None:
