@@ -93,12 +93,13 @@ class Schedule:
 
 
 def schedule(graph: Graph) -> Schedule:
-    """Order the nodes of a flat graph (see `flatten`) and mark the edges that close cycles."""
+    """Order the nodes of a flat graph (see `flatten`) and mark the edges that close cycles.
+    Time and memory linear in nodes and edges."""
     succ: dict[str, list[str]] = {n: [] for n in graph.nodes}
     for s, d in graph.edges:
         succ[s].append(d)
     starts = [n for n, node in graph.nodes.items() if isinstance(node, Input)]
-    starts += [n for n in graph.nodes if n not in starts]
+    starts += [n for n, node in graph.nodes.items() if not isinstance(node, Input)]
     seen: set[str] = set()
     postorder: list[str] = []
     for start in starts:
@@ -119,33 +120,53 @@ def schedule(graph: Graph) -> Schedule:
     order = tuple(reversed(postorder))
     pos = {n: i for i, n in enumerate(order)}
     delayed = frozenset((s, d) for s, d in graph.edges if pos[s] >= pos[d])
-    sources = {n: tuple((s, (s, d) in delayed) for s, d in graph.edges if d == n) for n in order}
-    return Schedule(order, sources, delayed, _blocks(order, graph.edges))
+    incoming: dict[str, list[tuple[str, bool]]] = {n: [] for n in order}
+    for s, d in graph.edges:
+        incoming[d].append((s, (s, d) in delayed))
+    sources = {n: tuple(incoming[n]) for n in order}
+    return Schedule(order, sources, delayed, _blocks(order, succ, pos))
 
 
-def _blocks(order: tuple[str, ...], edges: list[Edge]) -> tuple[tuple[str, ...], ...]:
-    """Strongly connected components, each listed in `order` and in the order of its first node."""
-    forward: dict[str, set[str]] = {n: set() for n in order}
-    backward: dict[str, set[str]] = {n: set() for n in order}
-    for s, d in edges:
-        forward[s].add(d)
-        backward[d].add(s)
-
-    def reach(start: str, adj: dict[str, set[str]]) -> set[str]:
-        found, todo = {start}, [start]
-        while todo:
-            for m in adj[todo.pop()]:
-                if m not in found:
-                    found.add(m)
-                    todo.append(m)
-        return found
-
-    assigned: set[str] = set()
-    blocks = []
-    for n in order:
-        if n in assigned:
+def _blocks(order: tuple[str, ...], succ: dict[str, list[str]], pos: dict[str, int]) -> tuple[tuple[str, ...], ...]:
+    """Strongly connected components (Tarjan's algorithm, iterative), each listed in `order`,
+    ordered by their first node: an order in which every block comes after the blocks it reads
+    at the same step."""
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    on_stack: set[str] = set()
+    stack: list[str] = []
+    components: list[list[str]] = []
+    for root in order:
+        if root in index:
             continue
-        component = reach(n, forward) & reach(n, backward)
-        assigned |= component
-        blocks.append(tuple(m for m in order if m in component))
-    return tuple(blocks)
+        index[root] = low[root] = len(index)
+        stack.append(root)
+        on_stack.add(root)
+        work = [(root, iter(succ[root]))]
+        while work:
+            node, it = work[-1]
+            for nxt in it:
+                if nxt not in index:
+                    index[nxt] = low[nxt] = len(index)
+                    stack.append(nxt)
+                    on_stack.add(nxt)
+                    work.append((nxt, iter(succ[nxt])))
+                    break
+                if nxt in on_stack:
+                    low[node] = min(low[node], index[nxt])
+            else:
+                work.pop()
+                if work:
+                    parent = work[-1][0]
+                    low[parent] = min(low[parent], low[node])
+                if low[node] == index[node]:
+                    component = []
+                    while True:
+                        member = stack.pop()
+                        on_stack.discard(member)
+                        component.append(member)
+                        if member == node:
+                            break
+                    components.append(sorted(component, key=pos.__getitem__))
+    components.sort(key=lambda c: pos[c[0]])
+    return tuple(tuple(c) for c in components)
