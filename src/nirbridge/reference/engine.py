@@ -28,6 +28,7 @@ of one step may exceed `max_array_bytes` (`ResourceLimitError` naming the node a
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
+from math import prod
 from typing import Any
 
 import numpy as np
@@ -45,7 +46,7 @@ from .neurons import NEURONS, Neuron
 Shape = tuple[int, ...]
 
 #: default chunk size: about this many bytes of values per chunk, over all nodes
-CHUNK_BYTES = 16 << 20
+CHUNK_BYTES = 64 << 20
 
 
 def simulate(
@@ -90,11 +91,11 @@ def simulate(
     inputs, steps, batch = _check_inputs(x, flat, dtype)
     shapes = {name: arr.shape[2:] for name, arr in inputs.items()}
     units = _build(flat, plan, policy, dtype, shapes, steps, batch, max_array_bytes)
-    chunk = _chunk_steps(chunk_steps, units, steps, batch, dtype)
+    chunk = _chunk_steps(chunk_steps, units, shapes, steps, batch, dtype)
     for unit in units.values():
         if unit is not None:
             unit.reset(batch)
-    blocks = [b for b in (tuple(n for n in block if units[n] is not None) for block in plan.blocks) if b]
+    blocks = [(b, plan.is_cyclic(b)) for b in (tuple(n for n in block if units[n] is not None) for block in plan.blocks) if b]
     watched = _watched(flat, plan, units, wanted)
     last = {s: np.zeros((batch,) + units[s].out_shape, dtype) for s, _ in plan.delayed}  # step -1: zero
     outputs = {name: np.empty((steps, batch) + units[name].out_shape, dtype) for name in flat.outputs()}
@@ -102,8 +103,8 @@ def simulate(
     for start in range(0, steps, chunk):
         stop = min(start + chunk, steps)
         values = {name: np.asarray(arr[start:stop], dtype=dtype) for name, arr in inputs.items()}
-        for block in blocks:
-            if plan.is_cyclic(block):
+        for block, cyclic in blocks:
+            if cyclic:
                 _run_steps(block, plan, units, values, last, stop - start)
             else:
                 values[block[0]] = units[block[0]].run(_sum_sources(plan, block[0], values))
@@ -112,20 +113,25 @@ def simulate(
         for name, out in outputs.items():
             out[start:stop] = values[name]
         for name in wanted:
-            chunk_states = {"y": values[name]} if units[name] is None else units[name].states()
-            for key, value in chunk_states.items():
-                states.setdefault(name, {}).setdefault(key, np.empty((steps,) + value.shape[1:], dtype))[start:stop] = value
+            kept = states.setdefault(name, {})
+            for key, value in ({"y": values[name]} if units[name] is None else units[name].states()).items():
+                if key not in kept:
+                    kept[key] = np.empty((steps,) + value.shape[1:], dtype)
+                kept[key][start:stop] = value
         for source in last:
             last[source] = values[source][-1].copy()
     return SimulationResult(outputs=outputs, states={name: states[name] for name in wanted})
 
 
-def _chunk_steps(chunk_steps: int | None, units: dict[str, Any], steps: int, batch: int, dtype: np.dtype) -> int:
+def _chunk_steps(chunk_steps: int | None, units: dict[str, Any], in_shapes: dict[str, Shape], steps: int, batch: int, dtype: np.dtype) -> int:
+    """`chunk_steps` checked, or as many steps as fit in CHUNK_BYTES: each step needs the
+    inputs cast to dtype and every node's arrays for one step (they are kept between chunks)."""
     if chunk_steps is not None:
         if isinstance(chunk_steps, bool) or not isinstance(chunk_steps, (int, np.integer)) or chunk_steps < 1:
             raise SimulationError(problems=[Problem("chunk_steps", f"must be a positive integer, got {chunk_steps!r}")])
         return min(int(chunk_steps), steps)
     per_step = sum(unit.step_bytes(batch) for unit in units.values() if unit is not None)
+    per_step += sum(batch * prod(shape) * dtype.itemsize for shape in in_shapes.values())
     return max(1, min(steps, CHUNK_BYTES // max(per_step, 1)))
 
 
@@ -228,6 +234,8 @@ def _build(flat: Graph, plan: Schedule, policy: Policy, dtype, in_shapes: dict[s
     one's arrays for one step are checked against `max_bytes` before anything runs."""
     out_shapes: dict[str, Shape] = dict(in_shapes)
     units: dict[str, Any] = {}
+    by_type: dict[str, Policy] = {}  # the effective policy of nodes without an override of their own
+    neurons: dict[tuple, Neuron] = {}  # neurons with the same type, parameters and policy share constants
     for name in plan.order:
         node = flat.nodes[name]
         if isinstance(node, Input):
@@ -237,7 +245,20 @@ def _build(flat: Graph, plan: Schedule, policy: Policy, dtype, in_shapes: dict[s
         in_shape = out_shapes[known[0]] if known else node.input_shape()
         if in_shape is None:
             raise SimulationError(problems=[Problem(f"nodes.{name}", "input shape unknown: no source before it and no shape in its parameters")])
-        unit = _unit(name, node, policy.for_node(name, node.type), tuple(in_shape), dtype, steps)
+        in_shape = tuple(in_shape)
+        if name in policy.overrides:
+            unit = _unit(name, node, policy.for_node(name, node.type), in_shape, dtype, steps)
+        else:
+            if node.type not in by_type:
+                by_type[node.type] = policy.for_node(name, node.type)
+            if isinstance(node, NEURONS):
+                key = (node.type, in_shape) + tuple(_content(getattr(node, f)) for f in node.float_fields)
+                if key not in neurons:
+                    neurons[key] = Neuron(name, node, by_type[node.type], in_shape, dtype)
+                unit = _NeuronUnit(neurons[key].renamed(name))
+                unit.in_shape = in_shape
+            else:
+                unit = _unit(name, node, by_type[node.type], in_shape, dtype, steps)
         for field, nbytes in unit.sizes(batch):
             if nbytes > max_bytes:
                 raise ResourceLimitError(
@@ -266,10 +287,10 @@ class _Stateless:
         self.arithmetic = isinstance(node, layers.ARITHMETIC)
 
     def sizes(self, batch: int) -> list[tuple[str, int]]:
-        return [(self.layer.field, batch * self.layer.largest * self.dtype.itemsize), ("", self.step_bytes(batch))]
+        return [(field, batch * n * self.dtype.itemsize) for field, n in self.layer.arrays]
 
     def step_bytes(self, batch: int) -> int:
-        return batch * (self.layer.largest + int(np.prod(self.out_shape))) * self.dtype.itemsize
+        return sum(n for _, n in self.sizes(batch))
 
     def reset(self, batch: int) -> None:
         self.batch = batch
@@ -293,19 +314,24 @@ class _Stateless:
         return {"y": self.output}
 
 
+def _content(value: Any) -> tuple:
+    arr = np.asarray(value)
+    return arr.dtype.str, arr.shape, arr.tobytes()
+
+
 class _NeuronUnit:
     """A neuron node: its output is its spikes (IF, LIF, CubaLIF) or its v."""
 
-    def __init__(self, name: str, node: Node, policy: Policy, in_shape: Shape, dtype):
-        self.neuron = Neuron(name, node, policy, in_shape, dtype)
-        self.out_shape, self.dtype = in_shape, dtype
-        self.hint = self.neuron.hint
+    def __init__(self, neuron: Neuron):
+        self.neuron = neuron
+        self.out_shape, self.dtype = neuron.shape, neuron.dtype
+        self.hint = neuron.hint
 
     def sizes(self, batch: int) -> list[tuple[str, int]]:
-        return [("", batch * int(np.prod(self.out_shape)) * self.dtype.itemsize)]
+        return [("", batch * prod(self.out_shape) * self.dtype.itemsize)]
 
     def step_bytes(self, batch: int) -> int:
-        return 4 * self.sizes(batch)[0][1]  # input, input term, v (and I), output
+        return 3 * self.sizes(batch)[0][1]  # input term, v (and I), spikes
 
     def reset(self, batch: int) -> None:
         self.neuron.reset(batch)
@@ -338,10 +364,10 @@ class _DelayUnit:
         self.out_shape, self.dtype = tuple(in_shape), dtype
 
     def sizes(self, batch: int) -> list[tuple[str, int]]:
-        return [("delay", self.line.buffer_bytes(batch)), ("", self.step_bytes(batch))]
+        return [("delay", self.line.buffer_bytes(batch)), ("", batch * prod(self.out_shape) * self.dtype.itemsize)]
 
     def step_bytes(self, batch: int) -> int:
-        return batch * int(np.prod(self.out_shape)) * self.dtype.itemsize
+        return 3 * batch * prod(self.out_shape) * self.dtype.itemsize  # two gathers and their selection
 
     def reset(self, batch: int) -> None:
         self.batch = batch
@@ -366,7 +392,7 @@ class _DelayUnit:
 
 def _unit(name: str, node: Node, policy: Policy, in_shape: Shape, dtype, steps: int):
     if isinstance(node, NEURONS):
-        unit = _NeuronUnit(name, node, policy, in_shape, dtype)
+        unit = _NeuronUnit(Neuron(name, node, policy, in_shape, dtype))
     elif isinstance(node, Delay):
         unit = _DelayUnit(name, node, policy, in_shape, dtype, steps)
     elif isinstance(node, layers.STATELESS):

@@ -61,6 +61,19 @@ def _ints(name: str, field: str, value, n: int) -> tuple[int, ...]:
     return tuple(int(v) for v in np.broadcast_to(arr, (n,)))
 
 
+def cast(name: str, field: str, value, dtype) -> np.ndarray:
+    """`value` as an array of `dtype`; SimulationError naming the node, field and element if a
+    value is NaN or infinite there (float64 parameters beyond the float32 range overflow)."""
+    arr = np.asarray(value, dtype=dtype)
+    with np.errstate(over="ignore", invalid="ignore"):
+        if arr.size and not (np.isfinite(arr.sum()) or np.isfinite(arr).all()):
+            idx = tuple(int(i) for i in np.argwhere(~np.isfinite(arr))[0]) if arr.ndim else ()
+            given = np.asarray(value)[idx] if np.shape(value) == arr.shape else value
+            where = f"[{', '.join(map(str, idx))}]" if idx else ""
+            raise _error(name, f"{field}{where}", f"{given} is not finite in {np.dtype(dtype)}")
+    return arr
+
+
 def _elementwise(name: str, field: str, value: np.ndarray, in_shape: Shape, dtype) -> np.ndarray:
     """A parameter applied elementwise: cast to dtype, checked to broadcast onto the input."""
     try:
@@ -69,7 +82,7 @@ def _elementwise(name: str, field: str, value: np.ndarray, in_shape: Shape, dtyp
         shape = None
     if shape != tuple(in_shape):
         raise _error(name, field, f"shape {value.shape} does not fit the input shape {tuple(in_shape)}")
-    return np.asarray(value, dtype=dtype)
+    return cast(name, field, value, dtype)
 
 
 class Buffers:
@@ -90,14 +103,13 @@ class Buffers:
 
 
 class Layer(NamedTuple):
-    """A stateless node ready to run: `map` (N, *in_shape) -> (N, *out_shape); `largest`: the
-    elements per sample of the largest array `map` allocates, and `field`: the parameter that
-    sizes it (named when that array would be too large)."""
+    """A stateless node ready to run: `map` (N, *in_shape) -> (N, *out_shape); `arrays`: the
+    arrays `map` keeps in its `Buffers`, each as (the field that sizes it, named when the array
+    would be too large; elements per sample)."""
 
     map: Map
     out_shape: Shape
-    field: str
-    largest: int
+    arrays: tuple[tuple[str, int], ...] = ()
 
 
 def build(name: str, node: Node, policy: Policy, in_shape: Shape, dtype) -> Layer:
@@ -107,22 +119,22 @@ def build(name: str, node: Node, policy: Policy, in_shape: Shape, dtype) -> Laye
     size = prod(in_shape)
     buffers = Buffers(dtype)
     if isinstance(node, Output):
-        return Layer(lambda x: x, in_shape, "", 0)
+        return Layer(lambda x: x, in_shape)
     if isinstance(node, (Affine, Linear)):
         return _affine(name, node, in_shape, buffers)
     if isinstance(node, Scale):
         s = _elementwise(name, "scale", node.scale, in_shape, dtype)
-        return Layer(lambda x: np.multiply(x, s, out=buffers.get("y", x.shape)), in_shape, "scale", size)
+        return Layer(lambda x: np.multiply(x, s, out=buffers.get("y", x.shape)), in_shape, (("", size),))
     if isinstance(node, Threshold):
         th = _elementwise(name, "threshold", node.threshold, in_shape, dtype)
         test = np.greater if policy.threshold == "gt" else np.greater_equal
-        return Layer(lambda x: test(x, th, out=buffers.get("y", x.shape)), in_shape, "threshold", size)
+        return Layer(lambda x: test(x, th, out=buffers.get("y", x.shape)), in_shape, (("", size),))
     if isinstance(node, Flatten):
         try:
             out_shape = tuple(int(n) for n in node.output_shape(in_shape))
         except ShapeError as exc:
             raise _error(name, "start_dim", str(exc)) from None
-        return Layer(lambda x: x.reshape((x.shape[0],) + out_shape), out_shape, "", 0)
+        return Layer(lambda x: x.reshape((x.shape[0],) + out_shape), out_shape)
     if isinstance(node, _ConvBase):
         return _conv(name, node, in_shape, buffers)
     if isinstance(node, _Pool2d):
@@ -132,14 +144,14 @@ def build(name: str, node: Node, policy: Policy, in_shape: Shape, dtype) -> Laye
 
 def _affine(name: str, node: Affine | Linear, in_shape: Shape, buffers: Buffers) -> Layer:
     dtype = buffers.dtype
-    w = np.asarray(node.weight, dtype=dtype)
+    w = cast(name, "weight", node.weight, dtype)
     if w.ndim != 2 or not in_shape or in_shape[-1] != w.shape[1]:
         raise _error(name, "weight", f"shape {w.shape} does not take input shape {in_shape} (needs (out, {in_shape[-1] if in_shape else '?'}))")
     wt = w.T  # (in, out) view: BLAS reads the transpose in place
     out_shape = in_shape[:-1] + (w.shape[0],)
     bias = None
     if isinstance(node, Affine):
-        bias = np.asarray(node.bias, dtype=dtype)
+        bias = cast(name, "bias", node.bias, dtype)
         if bias.shape != (w.shape[0],):
             raise _error(name, "bias", f"shape {bias.shape} does not match weight rows ({w.shape[0]},)")
         bias = bias if bias.any() else None  # a zero bias adds nothing
@@ -151,7 +163,7 @@ def _affine(name: str, node: Affine | Linear, in_shape: Shape, buffers: Buffers)
             y += bias
         return y.reshape((x.shape[0],) + out_shape)
 
-    return Layer(affine, out_shape, "weight", prod(out_shape))
+    return Layer(affine, out_shape, (("weight", prod(out_shape)),))
 
 
 def _conv(name: str, node: _ConvBase, in_shape: Shape, buffers: Buffers) -> Layer:
@@ -161,7 +173,7 @@ def _conv(name: str, node: _ConvBase, in_shape: Shape, buffers: Buffers) -> Laye
     (samples, channels, *positions). Each output sums its channels x kernel products in the
     BLAS kernel's order, then adds the bias."""
     nd, dtype = node.ndim, buffers.dtype
-    w = np.asarray(node.weight, dtype=dtype)
+    w = cast(name, "weight", node.weight, dtype)
     c_out, c_group, kernel = w.shape[0], w.shape[1], w.shape[2:]
     groups = int(np.asarray(node.groups).reshape(-1)[0]) if np.asarray(node.groups).size == 1 else 0
     if groups < 1 or c_out % groups:
@@ -188,7 +200,7 @@ def _conv(name: str, node: _ConvBase, in_shape: Shape, buffers: Buffers) -> Laye
     if any(n < s for n, s in zip(spatial, span)):
         raise _error(name, "weight", f"kernel span {span} larger than the padded input {spatial}")
     out_spatial = tuple((n - s) // st + 1 for n, s, st in zip(spatial, span, stride))
-    bias = np.asarray(node.bias, dtype=dtype)
+    bias = cast(name, "bias", node.bias, dtype)
     if bias.shape != (c_out,):
         raise _error(name, "bias", f"shape {bias.shape} does not match {c_out} output channels")
     k_size, positions = c_group * prod(kernel), prod(out_spatial)
@@ -217,8 +229,9 @@ def _conv(name: str, node: _ConvBase, in_shape: Shape, buffers: Buffers) -> Laye
             y += bias
         return y.reshape((n, c_out) + out_spatial)
 
-    largest = max(in_shape[0] * prod(spatial), groups * k_size * positions, c_out * positions)
-    return Layer(conv, (c_out,) + out_spatial, "padding" if any(lo or hi for lo, hi in pads) else "weight", largest)
+    field = "padding" if any(lo or hi for lo, hi in pads) else "weight"
+    arrays = (("padding", in_shape[0] * prod(spatial)), (field, groups * k_size * positions), (field, c_out * positions))
+    return Layer(conv, (c_out,) + out_spatial, arrays)
 
 
 def _pool(name: str, node: _Pool2d, in_shape: Shape, buffers: Buffers) -> Layer:
@@ -259,4 +272,5 @@ def _pool(name: str, node: _Pool2d, in_shape: Shape, buffers: Buffers) -> Layer:
             y /= area
         return y
 
-    return Layer(pool, out_shape, "padding" if any(padding) else "kernel_size", max(in_shape[0] * prod(padded), prod(out_shape)))
+    field = "padding" if any(padding) else "kernel_size"
+    return Layer(pool, out_shape, (("padding", in_shape[0] * prod(padded) if any(padding) else 0), (field, prod(out_shape))))

@@ -32,20 +32,23 @@ at zero and carry over from one chunk of steps to the next.
 
 from __future__ import annotations
 
+import copy
+
 import numpy as np
 
 from ..errors import Problem, SimulationError
 from ..graph import IF, LI, LIF, CubaLI, CubaLIF, I, Node
 from ..policy import Policy, step_constants
+from .layers import cast
 
 NEURONS = (I, IF, LI, LIF, CubaLI, CubaLIF)
 Shape = tuple[int, ...]
 
 
-def _constant(value: np.ndarray, dtype) -> np.ndarray:
-    """Cast to dtype; an array whose elements are all equal becomes a 0-d array (same values,
-    faster broadcasting)."""
-    arr = np.asarray(value, dtype=dtype)
+def _constant(name: str, field: str, value: np.ndarray, dtype) -> np.ndarray:
+    """Cast to dtype (it must stay finite: SimulationError names `nodes.name.field`); an array
+    whose elements are all equal becomes a 0-d array (same values, faster broadcasting)."""
+    arr = cast(name, field, value, dtype)
     if arr.ndim and arr.size and (arr == arr.reshape(-1)[0]).all():
         return arr.reshape(-1)[0].copy().reshape(())
     return arr
@@ -76,29 +79,36 @@ class Neuron:
             self._check_shape(field, getattr(node, field))
         k = step_constants(node, policy)
         if self.synaptic:
-            self.a_syn = _constant(k.a_syn, dtype)
-            self.c_r = _constant(k.c_r, dtype)  # the current always drives v as a current
-            self.v_leak_term = self._optional(k.v_leak_term)
+            self.a_syn = _constant(name, "tau_syn", k.a_syn, dtype)
+            self.c_r = _constant(name, "r", k.c_r, dtype)  # the current always drives v as a current
+            self.v_leak_term = self._optional("v_leak", k.v_leak_term)
             self.voltage_first = policy.current_order == "voltage_first"
         a, gain, leak = k.a, k.gain, k.leak
         tau = "tau_mem" if self.synaptic else "tau"
         self.hint = _divergence_hint({tau: a, "tau_syn": k.a_syn if self.synaptic else None})
-        self.a = None if a is None else _constant(a, dtype)
-        self.gain = _constant(gain, dtype)
-        self.leak = self._optional(leak)
+        self.a = None if a is None else _constant(name, tau, a, dtype)
+        self.gain = _constant(name, "w_in" if self.synaptic else "r", gain, dtype)
+        self.leak = self._optional("v_leak", leak)
         self.gain_is_one = self.gain.ndim == 0 and self.gain == 1
         if self.spiking:
-            self.v_threshold = _constant(np.asarray(node.v_threshold, dtype=np.float64), dtype)
-            self.v_reset = self._optional(np.asarray(node.v_reset, dtype=np.float64))
+            self.v_threshold = _constant(name, "v_threshold", node.v_threshold, dtype)
+            self.v_reset = self._optional("v_reset", np.asarray(node.v_reset, dtype=np.float64))
             self.threshold_is_one = self.v_threshold.ndim == 0 and self.v_threshold == 1
             self.one = np.asarray(1, dtype=dtype)
             self.test = np.greater if policy.threshold == "gt" else np.greater_equal
             self.reset_rule = policy.reset
             self.next_step = policy.reset_timing == "next_step"
 
+    def renamed(self, name: str) -> Neuron:
+        """A neuron with these constants (never changed in place) under another name; its
+        state starts at `reset`."""
+        other = copy.copy(self)
+        other.name = name
+        return other
+
     def _check_shape(self, field: str, value: np.ndarray) -> None:
         try:
-            ok = np.broadcast_shapes(value.shape, self.shape) == self.shape
+            ok = value.shape == self.shape or np.broadcast_shapes(value.shape, self.shape) == self.shape
         except ValueError:
             ok = False
         if not ok:
@@ -106,11 +116,11 @@ class Neuron:
                 problems=[Problem(f"nodes.{self.name}.{field}", f"shape {value.shape} does not fit the input shape {self.shape}")]
             )
 
-    def _optional(self, value: np.ndarray | None) -> np.ndarray | None:
+    def _optional(self, field: str, value: np.ndarray | None) -> np.ndarray | None:
         """A constant term, or None when it is zero everywhere (adding it would change nothing)."""
         if value is None or not value.any():
             return None
-        return _constant(value, self.dtype)
+        return _constant(self.name, field, value, self.dtype)
 
     # -- input term -------------------------------------------------------------------
     def drive(self, x: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
