@@ -45,7 +45,9 @@ from .neurons import NEURONS, Neuron
 
 Shape = tuple[int, ...]
 
-#: default chunk size: about this many bytes of values per chunk, over all nodes
+#: default chunk size (see `_chunk_steps`): the bytes one node works on in a chunk, and the
+#: bytes of all nodes' arrays for a chunk
+CACHE_BYTES = 4 << 20
 CHUNK_BYTES = 64 << 20
 
 
@@ -71,8 +73,8 @@ def simulate(
         neurons, `y` (the node's output) for every other node; each (time, batch, *shape).
         Only these nodes (and the outputs) are kept for the whole run.
     dtype: float32 (default) or float64; inputs and parameters are cast to it.
-    chunk_steps: time steps evaluated together (default: as many as fit in about
-        `CHUNK_BYTES` of values); 1 steps every node one time step at a time.
+    chunk_steps: time steps evaluated together (default: a few MB per node, at most 64 MB in
+        all); 1 steps every node one time step at a time.
     check_finite: raise SimulationError when a state becomes NaN or infinite (default); False
         returns such values.
     max_array_bytes: the largest array one time step of one node may need (state, output,
@@ -124,15 +126,17 @@ def simulate(
 
 
 def _chunk_steps(chunk_steps: int | None, units: dict[str, Any], in_shapes: dict[str, Shape], steps: int, batch: int, dtype: np.dtype) -> int:
-    """`chunk_steps` checked, or as many steps as fit in CHUNK_BYTES: each step needs the
-    inputs cast to dtype and every node's arrays for one step (they are kept between chunks)."""
+    """`chunk_steps` checked, or the default: as many steps as keep the arrays one node works
+    on within CACHE_BYTES (so they stay in the processor's cache while a node runs its chunk)
+    and those of all nodes, which are kept between chunks, within CHUNK_BYTES."""
     if chunk_steps is not None:
         if isinstance(chunk_steps, bool) or not isinstance(chunk_steps, (int, np.integer)) or chunk_steps < 1:
             raise SimulationError(problems=[Problem("chunk_steps", f"must be a positive integer, got {chunk_steps!r}")])
         return min(int(chunk_steps), steps)
-    per_step = sum(unit.step_bytes(batch) for unit in units.values() if unit is not None)
-    per_step += sum(batch * prod(shape) * dtype.itemsize for shape in in_shapes.values())
-    return max(1, min(steps, CHUNK_BYTES // max(per_step, 1)))
+    per_node = [unit.step_bytes(batch) for unit in units.values() if unit is not None]
+    per_node += [batch * prod(shape) * dtype.itemsize for shape in in_shapes.values()]  # the inputs cast to dtype
+    chunk = min(CACHE_BYTES // max(max(per_node), 1), CHUNK_BYTES // max(sum(per_node), 1))
+    return max(1, min(steps, chunk))
 
 
 # ----------------------------------------------------------------------------- checks
