@@ -21,13 +21,20 @@ THREAD_VARS = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")
 
 @dataclass(frozen=True)
 class Timing:
-    """Seconds of one implementation over the repetitions of a run."""
+    """Seconds of one implementation over the repetitions of a run: wall-clock `times` and the
+    process's CPU time `cpu` (all its threads; on a shared machine, waiting for a core counts
+    in the first and not in the second)."""
 
     times: tuple[float, ...]
+    cpu: tuple[float, ...]
 
     @property
     def median(self) -> float:
         return statistics.median(self.times)
+
+    @property
+    def cpu_median(self) -> float:
+        return statistics.median(self.cpu)
 
     def ms(self) -> str:
         """`median (min-max)` in milliseconds."""
@@ -40,12 +47,14 @@ def interleaved(fns: dict[str, Callable[[], object]], reps: int) -> dict[str, Ti
     for fn in fns.values():
         fn()
     times: dict[str, list[float]] = {name: [] for name in fns}
+    cpu: dict[str, list[float]] = {name: [] for name in fns}
     for _ in range(reps):
         for name, fn in fns.items():
-            start = time.perf_counter()
+            start, start_cpu = time.perf_counter(), time.process_time()
             fn()
             times[name].append(time.perf_counter() - start)
-    return {name: Timing(tuple(t)) for name, t in times.items()}
+            cpu[name].append(time.process_time() - start_cpu)
+    return {name: Timing(tuple(times[name]), tuple(cpu[name])) for name in fns}
 
 
 def environment(extra: list[str] = ()) -> list[str]:

@@ -220,13 +220,23 @@ def _check_inputs(x: Any, flat: Graph, dtype: np.dtype) -> tuple[dict[str, np.nd
             raise SimulationError(problems=[Problem(where, f"(time, batch) = {arr.shape[:2]} differs from the other inputs' {sizes}")])
         sizes = arr.shape[:2]
         big = np.finfo(dtype).max
-        if arr.dtype.kind == "f" and arr.size and not (-big <= arr.min() and arr.max() <= big):  # NaN fails both
+        if arr.dtype.kind == "f" and arr.size and not _fits(arr, big):
             idx = tuple(int(i) for i in np.argwhere(~(np.abs(arr) <= big))[0])
             raise SimulationError(
                 problems=[Problem(f"{where}[{', '.join(map(str, idx))}]", f"must be finite in {dtype} (|x| <= {big:.4g}), got {arr[idx]}")]
             )
         values[name] = arr
     return values, sizes[0], sizes[1]
+
+
+def _fits(arr: np.ndarray, big: float) -> bool:
+    """Whether every value of a float array is finite and within +-big: one sum when the
+    dtype cannot exceed big (NaN and infinity make it non-finite; if the sum overflows, the
+    values decide), else the extremes."""
+    with np.errstate(over="ignore", invalid="ignore"):
+        if np.finfo(arr.dtype).max <= big:
+            return bool(np.isfinite(arr.sum()) or np.isfinite(arr).all())
+        return bool(-big <= arr.min() and arr.max() <= big)  # NaN fails both
 
 
 # ----------------------------------------------------------------------------- building
