@@ -25,9 +25,9 @@ CubaLI/CubaLIF first `I = a_syn * I_prev`, `I = I + u`, `term = c_r * I` (`c_r *
 voltage_first), `term = term + c_mem v_leak`, and `term` is the u of v; the reset computes
 `1 - z`, `v * (1 - z)`, `v_reset z` and adds it (to_reset), or `v_threshold z` and subtracts
 it (subtract); terms that are zero everywhere (v_leak, v_reset) are left out, and a factor of
-exactly 1 (gain, threshold) is not multiplied. Constants are computed
-in float64 (through `nirbridge.policy`) and rounded once to the simulation dtype. States start
-at zero and carry over from one chunk of steps to the next.
+exactly 1 (gain, threshold) is not multiplied. Constants are computed in float64 (through
+`nirbridge.policy`) and rounded once to the simulation dtype. States start at zero and carry
+over from one chunk of steps to the next.
 """
 
 from __future__ import annotations
