@@ -8,7 +8,8 @@ built and validated in memory (`Graph(...)`), written with `nirbridge.save`, rea
 `nirbridge.load` (which validates again), and simulated for T = 10 steps, batch 2, with the
 `nir` preset and impulse input, so that a spike at the input crosses the whole chain within
 the step (the output fires: every node computed something). Times are single runs of each
-stage; the peak resident memory is the process's `ru_maxrss`. Targets (issue 10): for
+stage; the peak resident memory is the process's `ru_maxrss`. A second process per N runs
+simulate alone on the chain built in memory, for its own time and memory. Targets (issue 10): for
 N = 100,000, load + validate + simulate under 10 s, memory under 10x the file size; time
 near-linear in N (compare the per-node times of the two sizes). `--write` (what `make bench`
 passes) writes benchmarks/results/large_graph.md.
@@ -47,6 +48,25 @@ def chain(n: int):
     return Graph(nodes=nodes, edges=list(zip(names, names[1:])))
 
 
+def _rss() -> int:
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * resource.getpagesize()
+
+
+def simulate_only(n: int) -> dict:
+    """The chain built in memory, then simulate alone: its time and the memory it adds."""
+    import nirbridge
+
+    graph = chain(n)
+    x = np.zeros((STEPS, BATCH, WIDTH), np.float32)
+    x[2, 0, 0] = 1.0
+    before = _rss()
+    start = time.perf_counter()
+    nirbridge.simulate(graph, x, policy=nirbridge.Policy.preset("nir", dt=1e-4, input="impulse"))
+    seconds = time.perf_counter() - start
+    return {"seconds": seconds, "added": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 - before, "before": before}
+
+
 def child(n: int) -> dict:
     import nirbridge
 
@@ -79,9 +99,13 @@ def main() -> None:
     parser.add_argument("--timeout", type=float, default=900, help="seconds per size before it is reported as not finished")
     parser.add_argument("--write", action="store_true", help="write benchmarks/results/large_graph.md (the refresh step, make bench)")
     parser.add_argument("--child", type=int, help=argparse.SUPPRESS)
+    parser.add_argument("--child-simulate", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
         print(json.dumps(child(args.child)))
+        return
+    if args.child_simulate:
+        print(json.dumps(simulate_only(args.child_simulate)))
         return
     rows = []
     for n in (int(s) for s in args.nodes.split(",")):
@@ -89,6 +113,9 @@ def main() -> None:
             out = subprocess.run([sys.executable, "-m", "benchmarks.bench_large_graph", "--child", str(n)],
                                  cwd=ROOT, capture_output=True, text=True, check=True, timeout=args.timeout)
             rows.append(json.loads(out.stdout))
+            out = subprocess.run([sys.executable, "-m", "benchmarks.bench_large_graph", "--child-simulate", str(n)],
+                                 cwd=ROOT, capture_output=True, text=True, check=True, timeout=args.timeout)
+            rows[-1]["alone"] = json.loads(out.stdout)
         except subprocess.TimeoutExpired:
             rows.append({"nodes": n, "timeout": args.timeout})
         except subprocess.CalledProcessError as exc:
@@ -109,8 +136,12 @@ def main() -> None:
         lines.append(f"| {r['nodes']:,} | " + " | ".join(f"{t[s]:.2f}" for s in stages) + f" | **{total:.2f}** | {target} | "
                      f"{r['file'] / 2**20:.1f} | {r['peak'] / 2**20:.0f} | {r['peak'] / r['file']:.1f} |")
     done = [r for r in rows if "times" in r]
+    lines.append("")
+    for r in done:
+        alone = r["alone"]
+        lines.append(f"- simulate alone, N = {r['nodes']:,} (graph built in memory, fresh process): {alone['seconds']:.2f} s, "
+                     f"{alone['added'] / 2**20:.0f} MB added to the {alone['before'] / 2**20:.0f} MB before it")
     if len(done) > 1:
-        lines.append("")
         for stage in stages:
             per_node = ", ".join(f"{1e6 * r['times'][stage] / r['nodes']:.0f} us at N = {r['nodes']:,}" for r in done)
             lines.append(f"- {stage} per node: {per_node}")

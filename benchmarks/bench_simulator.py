@@ -16,8 +16,9 @@ layers one step at a time under `torch.no_grad()`, as their users write it; and 
 network's matrix products (or convolutions) alone in NumPy, batched over all steps. Each
 repetition runs every row once, one after the other, so machine load hits them alike; the
 tables give the median and the spread (min-max) over the repetitions. Each thread setting
-(`--threads`: 1 thread for BLAS and torch, then the libraries' defaults) runs in its own
-process. Targets (issue 15): reference / faster of snnTorch and Norse <= 0.25 on the mlp,
+(`--threads`: 1 thread for BLAS and torch, then the libraries' defaults, with a third of the
+repetitions: there torch's and OpenBLAS's threads contend for the 2 cores, and the frameworks
+slow down by an order of magnitude on the CSNN) runs in its own process. Targets (issue 15): reference / faster of snnTorch and Norse <= 0.25 on the mlp,
 <= 0.5 on the csnn. `--write` (what `make bench` passes) writes benchmarks/results/simulator.md.
 """
 
@@ -211,7 +212,7 @@ def section(reps: int) -> str:
         base = times["NumPy reference"].median
         title = "784-500-10 Linear + LIF" if net == "mlp" else "CSNN: 2 convolutions on 2 x 20 x 20 frames"
         cpu_base = times["NumPy reference"].cpu_median
-        lines += [f"### {net}: {title}, T = 100, batch 32", "",
+        lines += [f"### {net}: {title}, T = 100, batch 32 ({reps} repetitions)", "",
                   "| implementation | wall ms: median (min-max) | / reference | CPU ms: median | / reference | note |",
                   "|---|---:|---:|---:|---:|---|"]
         lines += [f"| {name} | {t.ms()} | {t.median / base:.2f} | {1e3 * t.cpu_median:.1f} | {t.cpu_median / cpu_base:.2f} | {note} |"
@@ -248,8 +249,9 @@ def main() -> None:
         env = dict(os.environ)
         if threads != "default":
             env.update({var: threads for var in THREAD_VARS})
+        reps = args.reps if threads != "default" else max(3, args.reps // 3)  # torch and BLAS threads contend: slow
         run = subprocess.run(
-            [sys.executable, "-m", "benchmarks.bench_simulator", "--child", "--threads", threads, "--reps", str(args.reps)],
+            [sys.executable, "-m", "benchmarks.bench_simulator", "--child", "--threads", threads, "--reps", str(reps)],
             env=env, cwd=ROOT, capture_output=True, text=True, check=True,
         )
         parts.append(run.stdout)

@@ -269,3 +269,15 @@ def test_long_chain_carries_a_spike_through_every_node():
     y = simulate(graph, x, policy=Policy(dt=1e-4, input="impulse")).output
     np.testing.assert_array_equal(y[:, 0, 0], [0, 1, 0, 0])
     assert not y[:, 0, 1].any()
+
+
+def test_outputs_and_records_are_sized_before_the_run():
+    """A small input and a wide layer: the output for every step would be 8 GB."""
+    graph = Graph(
+        nodes={"in": Input(shape=np.array([1])), "fc": Linear(weight=np.ones((2_000_000, 1), F32)), "out": Output(shape=np.array([2_000_000]))},
+        edges=[("in", "fc"), ("fc", "out")],
+    )
+    with pytest.raises(ResourceLimitError, match=r"nodes\.out: 1000 steps x 1 samples"):
+        simulate(graph, np.ones((1000, 1, 1), F32))
+    with pytest.raises(ResourceLimitError, match=r"record\.lif1: 1000 steps x 4 samples"):
+        simulate(mlp(), spikes(1000, 4, 64), policy=SNNTORCH, record=["lif1"], max_array_bytes=1_000_000)

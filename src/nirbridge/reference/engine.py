@@ -77,8 +77,9 @@ def simulate(
         all); 1 steps every node one time step at a time.
     check_finite: raise SimulationError when a state becomes NaN or infinite (default); False
         returns such values.
-    max_array_bytes: the largest array one time step of one node may need (state, output,
-        padded input, delay history), checked before it is allocated.
+    max_array_bytes: the largest array allocated: an output or recorded state for all steps,
+        or what one node needs for one step (state, output, padded input, delay history);
+        checked before anything runs.
 
     Raises SimulationError (bad inputs, shapes, names, non-finite states), PolicyError (a
     policy that does not fit the graph) or ResourceLimitError, each naming the node and field.
@@ -100,6 +101,14 @@ def simulate(
     blocks = [(b, plan.is_cyclic(b)) for b in (tuple(n for n in block if units[n] is not None) for block in plan.blocks) if b]
     watched = _watched(flat, plan, units, wanted)
     last = {s: np.zeros((batch,) + units[s].out_shape, dtype) for s, _ in plan.delayed}  # step -1: zero
+    for where, name in [("nodes", n) for n in flat.outputs()] + [("record", n) for n in wanted]:  # kept for every step
+        shape = shapes[name] if units[name] is None else units[name].out_shape
+        if steps * batch * prod(shape) * dtype.itemsize > max_array_bytes:
+            raise ResourceLimitError(
+                problems=[Problem(f"{where}.{name}", f"{steps} steps x {batch} samples x {shape} values need"
+                                  f" {steps * batch * prod(shape) * dtype.itemsize:,} bytes, over the"
+                                  f" {max_array_bytes:,}-byte limit (max_array_bytes)")]
+            )
     outputs = {name: np.empty((steps, batch) + units[name].out_shape, dtype) for name in flat.outputs()}
     states: dict[str, dict[str, np.ndarray]] = {}
     for start in range(0, steps, chunk):
