@@ -26,9 +26,12 @@ test: install
 demo: install
 	$(PY) -m benchmarks.transfer
 
+# the deliberate refresh of benchmarks/results/ (the benchmarks print only, unless --write)
 bench: install
 	$(PY) benchmarks/bench_io.py
-	$(PY) benchmarks/bench_simulator.py
+	$(PY) -m benchmarks.bench_simulator --write
+	$(PY) -m benchmarks.bench_memory --write
+	$(PY) -m benchmarks.bench_large_graph --write
 
 clean:
 	rm -rf $(VENV) .pytest_cache .hypothesis

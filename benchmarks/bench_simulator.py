@@ -1,56 +1,94 @@
-"""Speed of the NumPy reference simulator against snnTorch and Norse step loops, same run.
+"""Speed of the NumPy reference simulator against snnTorch and Norse on the same networks.
 
-    python benchmarks/bench_simulator.py [--reps 7] [--threads 1,default] [--no-write]
+    python -m benchmarks.bench_simulator [--reps 11] [--threads 1,default] [--write]
 
-Networks:
-  mlp  784-500-10, Linear + LIF, snnTorch-style parameters (beta 0.9: tau = dt/(1 - beta),
-       r = tau/dt, dt = 1e-4), T = 100, batch 32, Bernoulli(0.1) input spikes.
-  cnn  the NIR paper's `02_cnn/cnn_sinabs.nir` (IF neurons, sinabs preset), T = 50, batch 4,
-       Bernoulli(0.1) event frames (skipped when the fixture is absent).
+Networks (issue 15), float32, the same weights everywhere:
+  mlp   784-500-10, Linear + LIF, snnTorch-style parameters (beta 0.9: tau = dt/(1 - beta),
+        r = tau/dt, dt = 1e-4); T = 100, batch 32, Bernoulli(0.1) input spikes.
+  csnn  Conv2d(2, 8, 3, padding 1) -> LIF -> MaxPool2d(2) -> Conv2d(8, 16, 3, padding 1) -> LIF
+        -> MaxPool2d(2) -> Flatten -> Linear(400, 10) -> LIF (the transfer demo's CSNN), on
+        2 x 20 x 20 frames of Bernoulli(0.1) events; T = 100, batch 32. In NIR each max pool
+        is SumPool2d(2) + Threshold(0.5), which is the same on spikes.
 
-Rows: the reference simulator time-batched (default) and step by step (`time_batched=False`);
-snnTorch (`snn.Leaky` per layer) and Norse (`LIFBoxCell` / `IAFCell`) running the same layers
-one step at a time under `torch.no_grad()` (absent when not installed); and the anchor: the
-network's matrix products (or convolutions and pooling) alone, batched over all time steps, in
-NumPy. Times are medians over `--reps` repetitions after one warm-up run; ratios are to the
-time-batched reference. Each thread setting (`--threads`, default: 1 thread, then the
-libraries' defaults) runs in its own process. Results go to benchmarks/results/simulator.md.
+Rows: the reference (default chunks of steps) and the reference step by step
+(`chunk_steps=1`); snnTorch (`snn.Leaky` per layer) and Norse (`LIFBoxCell`) running the same
+layers one step at a time under `torch.no_grad()`, as their users write it; and an anchor: the
+network's matrix products (or convolutions) alone in NumPy, batched over all steps. Each
+repetition runs every row once, one after the other, so machine load hits them alike; the
+tables give the median and the spread (min-max) over the repetitions. Each thread setting
+(`--threads`: 1 thread for BLAS and torch, then the libraries' defaults, with a third of the
+repetitions: there torch's and OpenBLAS's threads contend for the 2 cores, and the frameworks
+slow down by an order of magnitude on the CSNN) runs in its own process. Targets (issue 15): reference / faster of snnTorch and Norse <= 0.25 on the mlp,
+<= 0.5 on the csnn. `--write` (what `make bench` passes) writes benchmarks/results/simulator.md.
 """
 
 from __future__ import annotations
 
 import argparse
 import os
-import platform
-import statistics
 import subprocess
 import sys
-import time
-from pathlib import Path
 
 import numpy as np
 
-import nirbridge
-from nirbridge.ir import LIF, Graph, Input, Linear, Output
-from nirbridge.reference import layers as reference_layers
+from benchmarks.common import ROOT, THREAD_VARS, environment, interleaved, write
+from nirbridge.ir import LIF, Conv2d, Flatten, Graph, Input, Linear, Output, SumPool2d, Threshold
 from nirbridge.reference import simulate
 from nirbridge.semantics import Policy
 
-ROOT = Path(__file__).resolve().parents[1]
-FIXTURES = ROOT.parent / "shared" / "fixtures" / "nir-paper"
-RESULTS = ROOT / "benchmarks" / "results" / "simulator.md"
-THREAD_VARS = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")
-THREADS: int | None = None  # set in a child run: torch threads (BLAS threads come from its env)
+DT, BETA = 1e-4, 0.9
+TAU = DT / (1 - BETA)
+R = TAU / DT
+TARGETS = {"mlp": 0.25, "csnn": 0.5}
+THREADS: int | None = None  # set in a child run (torch threads; BLAS threads come from its env)
 
 
-def median_ms(fn, reps: int) -> float:
-    fn()  # warm-up
-    times = []
-    for _ in range(reps):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return 1e3 * statistics.median(times)
+def _lif(shape) -> LIF:
+    full = lambda v: np.full(shape, v, np.float32)  # noqa: E731
+    return LIF(tau=full(TAU), r=full(R), v_leak=full(0), v_threshold=full(1), v_reset=full(0))
+
+
+def _chain(nodes: dict) -> Graph:
+    names = list(nodes)
+    return Graph(nodes=nodes, edges=list(zip(names, names[1:])))
+
+
+def mlp(seed: int = 0):
+    """(graph, input, {layer: weight})."""
+    rng = np.random.default_rng(seed)
+    w = {"fc1": rng.normal(0, 0.1, (500, 784)).astype(np.float32), "fc2": rng.normal(0, 0.3, (10, 500)).astype(np.float32)}
+    graph = _chain({"in": Input(shape=np.array([784])), "fc1": Linear(weight=w["fc1"]), "lif1": _lif(500),
+                    "fc2": Linear(weight=w["fc2"]), "lif2": _lif(10), "out": Output(shape=np.array([10]))})
+    x = (rng.random((100, 32, 784)) < 0.1).astype(np.float32)
+    return graph, x, w
+
+
+def csnn(seed: int = 0):
+    rng = np.random.default_rng(seed)
+    w = {
+        "conv1": rng.normal(0, 0.5, (8, 2, 3, 3)).astype(np.float32), "b1": rng.normal(0, 0.05, 8).astype(np.float32),
+        "conv2": rng.normal(0, 0.35, (16, 8, 3, 3)).astype(np.float32), "b2": rng.normal(0, 0.05, 16).astype(np.float32),
+        "fc": rng.normal(0, 0.15, (10, 400)).astype(np.float32),
+    }
+
+    def conv(weight, bias):
+        one = np.array([1, 1])
+        return Conv2d(weight=weight, bias=bias, stride=one, padding=one, dilation=one, groups=np.array(1))
+
+    def pool():
+        return SumPool2d(kernel_size=np.array([2, 2]), stride=np.array([2, 2]), padding=np.array([0, 0]))
+
+    graph = _chain({
+        "in": Input(shape=np.array([2, 20, 20])),
+        "conv1": conv(w["conv1"], w["b1"]), "lif1": _lif((8, 20, 20)), "pool1": pool(), "max1": Threshold(threshold=np.full((8, 10, 10), 0.5, np.float32)),
+        "conv2": conv(w["conv2"], w["b2"]), "lif2": _lif((16, 10, 10)), "pool2": pool(), "max2": Threshold(threshold=np.full((16, 5, 5), 0.5, np.float32)),
+        "flat": Flatten(start_dim=0, end_dim=-1), "fc": Linear(weight=w["fc"]), "lif3": _lif(10), "out": Output(shape=np.array([10])),
+    })
+    x = (rng.random((100, 32, 2, 20, 20)) < 0.1).astype(np.float32)
+    return graph, x, w
+
+
+# ----------------------------------------------------------------------------- frameworks
 
 
 def _torch():
@@ -63,305 +101,161 @@ def _torch():
     return torch
 
 
-def _snntorch():
+def _import(name):
     try:
-        import snntorch
+        return __import__(name, fromlist=["_"])
     except ImportError:
         return None
-    return snntorch
 
 
-def _norse():
-    try:
-        import norse.torch
-    except ImportError:
-        return None
-    return norse.torch
+def torch_layers(torch, net: str, w: dict):
+    """The stateless layers of `net` as torch modules, in order, with None where a neuron goes."""
+    def load(module, weight, bias=None):
+        with torch.no_grad():
+            module.weight.copy_(torch.from_numpy(weight))
+            if bias is not None:
+                module.bias.copy_(torch.from_numpy(bias))
+        return module
 
-
-# ----------------------------------------------------------------------------- 784-500-10
-
-
-def mlp(seed: int = 0):
-    dt, beta = 1e-4, 0.9
-    tau = dt / (1 - beta)
-    rng = np.random.default_rng(seed)
-    w1 = rng.normal(0, 0.1, (500, 784)).astype(np.float32)
-    w2 = rng.normal(0, 0.3, (10, 500)).astype(np.float32)
-
-    def lif(n):
-        return LIF(
-            tau=np.full(n, tau, np.float32), r=np.full(n, tau / dt, np.float32), v_leak=np.zeros(n, np.float32),
-            v_threshold=np.ones(n, np.float32), v_reset=np.zeros(n, np.float32),
-        )
-
-    graph = Graph(
-        nodes={"in": Input(shape=np.array([784])), "fc1": Linear(weight=w1), "lif1": lif(500), "fc2": Linear(weight=w2), "lif2": lif(10), "out": Output(shape=np.array([10]))},
-        edges=[("in", "fc1"), ("fc1", "lif1"), ("lif1", "fc2"), ("fc2", "lif2"), ("lif2", "out")],
-    )
-    x = (rng.random((100, 32, 784)) < 0.1).astype(np.float32)
-    return graph, x, w1, w2, beta, tau / dt
-
-
-def bench_mlp(reps: int) -> tuple[list[tuple[str, float | None, str]], list[str]]:
-    graph, x, w1, w2, beta, r = mlp()
-    policy = Policy.preset("snntorch")  # euler, subtract, next_step: what snn.Leaky computes
-    rows: list[tuple[str, float | None, str]] = []
-    notes: list[str] = []
-    ref = simulate(graph, x, policy=policy, record=["lif1"])
-    hidden = ref.states["lif1"]["spikes"]
-    notes.append(f"mlp firing rates: hidden {hidden.mean():.3f}, output {ref.output.mean():.3f}")
-    rows.append(("NumPy reference, time-batched", median_ms(lambda: simulate(graph, x, policy=policy), reps), ""))
-    rows.append(("NumPy reference, step by step", median_ms(lambda: simulate(graph, x, policy=policy, time_batched=False), reps), ""))
-    flat_x, flat_h = x.reshape(-1, 784), hidden.reshape(-1, 500)
-    rows.append(("anchor: the two matmuls alone (batched)", median_ms(lambda: (flat_x @ w1.T, flat_h @ w2.T), reps), ""))
-
-    torch, snn, norse = _torch(), _snntorch(), _norse()
-    if torch is None:
-        rows += [("snnTorch (snn.Leaky step loop)", None, "torch absent"), ("Norse (LIFBoxCell step loop)", None, "torch absent")]
-        return rows, notes
-    tx = torch.from_numpy(x)
-    fc1, fc2 = torch.nn.Linear(784, 500, bias=False), torch.nn.Linear(500, 10, bias=False)
-    with torch.no_grad():
-        fc1.weight.copy_(torch.from_numpy(w1))
-        fc2.weight.copy_(torch.from_numpy(w2))
-
-    if snn is None:
-        rows.append(("snnTorch (snn.Leaky step loop)", None, "snntorch absent"))
-    else:
-        lif1, lif2 = snn.Leaky(beta=beta), snn.Leaky(beta=beta)  # subtract, reset_delay=True
-
-        def run_snntorch():
-            with torch.no_grad():
-                m1, m2 = lif1.reset_mem(), lif2.reset_mem()
-                out = []
-                for t in range(tx.shape[0]):
-                    s1, m1 = lif1(fc1(tx[t]), m1)
-                    s2, m2 = lif2(fc2(s1), m2)
-                    out.append(s2)
-                return torch.stack(out)
-
-        same = (run_snntorch().numpy() == ref.output).mean()
-        rows.append(("snnTorch (snn.Leaky step loop)", median_ms(run_snntorch, reps), f"{100 * same:.2f} % of output spikes equal to the reference (snntorch preset)"))
-
-    if norse is None:
-        rows.append(("Norse (LIFBoxCell step loop)", None, "norse absent"))
-    else:
-        p = norse.LIFBoxParameters(tau_mem_inv=torch.tensor(1 / (1e-4 * r)), v_th=torch.tensor(1.0), v_reset=torch.tensor(0.0))
-        cell1, cell2 = norse.LIFBoxCell(p, dt=1e-4), norse.LIFBoxCell(p, dt=1e-4)
-
-        def run_norse():
-            with torch.no_grad():
-                s1 = s2 = None
-                out = []
-                for t in range(tx.shape[0]):
-                    z1, s1 = cell1(r * fc1(tx[t]), s1)  # r x: Norse's LIF has no r
-                    z2, s2 = cell2(r * fc2(z1), s2)
-                    out.append(z2)
-                return torch.stack(out)
-
-        norse_ref = simulate(graph, x, policy=Policy.preset("norse", dt=1e-4))
-        same = (run_norse().numpy() == norse_ref.output).mean()
-        rows.append(("Norse (LIFBoxCell step loop)", median_ms(run_norse, reps), f"{100 * same:.2f} % of output spikes equal to the reference (norse preset, dt 1e-4)"))
-    return rows, notes
-
-
-# ----------------------------------------------------------------------------- CNN
-
-
-def _pair(value) -> tuple[int, int]:
-    return tuple(int(v) for v in np.broadcast_to(np.asarray(value), (2,)))
-
-
-def _chain(graph: Graph) -> list[str]:
-    """Node names from the Input to the Output of a chain graph."""
-    nxt = dict(graph.edges)
-    name = next(iter(graph.inputs()))
-    order = []
-    while name in nxt:
-        name = nxt[name]
-        order.append(name)
-    return order[:-1]
-
-
-def bench_cnn(reps: int) -> tuple[list[tuple[str, float | None, str]], list[str]]:
-    path = FIXTURES / "02_cnn" / "cnn_sinabs.nir"
-    if not path.exists():
-        return [("cnn_sinabs.nir", None, f"fixture absent ({path})")], []
-    import nir
-
-    graph = Graph.from_nir(nir.read(str(path)))
-    policy = Policy.preset("sinabs")
-    rng = np.random.default_rng(0)
-    x = (rng.random((50, 4, 2, 34, 34)) < 0.1).astype(np.float32)
-    order = _chain(graph)
-    ifs = [n for n in order if graph.nodes[n].type == "IF"]
-    ref = simulate(graph, x, policy=policy, record=ifs)
-    notes = ["cnn firing rates: " + ", ".join(f"{n} {ref.states[n]['spikes'].mean():.3f}" for n in ifs)]
-    rows: list[tuple[str, float | None, str]] = [
-        ("NumPy reference, time-batched", median_ms(lambda: simulate(graph, x, policy=policy), reps), ""),
-        ("NumPy reference, step by step", median_ms(lambda: simulate(graph, x, policy=policy, time_batched=False), reps), ""),
+    nn = torch.nn
+    if net == "mlp":
+        return [load(nn.Linear(784, 500, bias=False), w["fc1"]), None, load(nn.Linear(500, 10, bias=False), w["fc2"]), None]
+    return [
+        load(nn.Conv2d(2, 8, 3, padding=1), w["conv1"], w["b1"]), None, nn.MaxPool2d(2),
+        load(nn.Conv2d(8, 16, 3, padding=1), w["conv2"], w["b2"]), None, nn.MaxPool2d(2),
+        nn.Flatten(), load(nn.Linear(400, 10, bias=False), w["fc"]), None,
     ]
-    # anchor: every stateless layer alone, batched over time, on the spikes it sees in the run
-    prev_shape = tuple(int(s) for s in graph.nodes["input"].shape)
-    layer_inputs, maps = [], []
-    source = x.reshape((-1,) + prev_shape)
-    for name in order:
-        node = graph.nodes[name]
-        if node.type == "IF":
-            source = ref.states[name]["spikes"].reshape((-1,) + prev_shape)
-            continue
-        fn, prev_shape = reference_layers.build(name, node, policy, prev_shape, np.float32)
-        layer_inputs.append(source)
-        maps.append(fn)
-        source = fn(source)
-    rows.append(("anchor: conv/pool/dense layers alone (batched)", median_ms(lambda: [f(a) for f, a in zip(maps, layer_inputs)], reps), ""))
 
-    torch, snn, norse = _torch(), _snntorch(), _norse()
-    if torch is None:
-        return rows + [("snnTorch", None, "torch absent"), ("Norse", None, "torch absent")], notes
-    layers = []
-    for name in order:
-        node = graph.nodes[name]
-        if node.type == "Conv2d":
-            conv = torch.nn.Conv2d(node.weight.shape[1], node.weight.shape[0], node.weight.shape[2:], 
-                                   stride=_pair(node.stride), padding=_pair(node.padding), dilation=_pair(node.dilation))
-            with torch.no_grad():
-                conv.weight.copy_(torch.from_numpy(node.weight))
-                conv.bias.copy_(torch.from_numpy(node.bias))
-            layers.append(conv)
-        elif node.type == "SumPool2d":
-            k = tuple(int(v) for v in node.kernel_size)
-            layers.append(lambda t, k=k: torch.nn.functional.avg_pool2d(t, k) * (k[0] * k[1]))
-        elif node.type == "Flatten":
-            layers.append(torch.nn.Flatten())
-        elif node.type == "Affine":
-            lin = torch.nn.Linear(node.weight.shape[1], node.weight.shape[0])
-            with torch.no_grad():
-                lin.weight.copy_(torch.from_numpy(node.weight))
-                lin.bias.copy_(torch.from_numpy(node.bias))
-            layers.append(lin)
-        else:
-            layers.append("IF")
+
+def step_loop(torch, layers, x, make_neuron, call):
+    """A function running `layers` one time step at a time, neurons from `make_neuron()`
+    stepped by `call(neuron, input, state) -> (spikes, state)`; returns the output spikes."""
     tx = torch.from_numpy(x)
 
-    def stepper(make_neuron, call):
-        def run():
-            with torch.no_grad():
-                neurons = [make_neuron() if layer == "IF" else None for layer in layers]
-                states = [None] * len(layers)
-                for t in range(tx.shape[0]):
-                    h = tx[t]
-                    for i, layer in enumerate(layers):
-                        if neurons[i] is None:
-                            h = layer(h)
-                        else:
-                            h, states[i] = call(neurons[i], h, states[i])
-        return run
+    def run():
+        with torch.no_grad():
+            neurons = [make_neuron() if layer is None else None for layer in layers]
+            states = [None] * len(layers)
+            out = []
+            for t in range(tx.shape[0]):
+                h = tx[t]
+                for i, layer in enumerate(layers):
+                    if layer is None:
+                        h, states[i] = call(neurons[i], h, states[i])
+                    else:
+                        h = layer(h)
+                out.append(h)
+            return torch.stack(out).numpy()
 
-    if snn is None:
-        rows.append(("snnTorch (snn.Leaky, beta 1, step loop)", None, "snntorch absent"))
-    else:
-        def leaky_call(cell, h, mem):
+    return run
+
+
+def frameworks(net: str, x: np.ndarray, w: dict, graph: Graph):
+    """{row name: (function, note)} for snnTorch and Norse, each checked against the reference."""
+    torch, snn, norse = _torch(), _import("snntorch"), _import("norse.torch")
+    rows = {}
+    if torch is None:
+        return rows
+    layers = torch_layers(torch, net, w)
+    if snn is not None:
+        def leaky(cell, h, mem):  # snn.Leaky: subtract reset, one step late (the snntorch preset)
             return cell(h, cell.reset_mem() if mem is None else mem)
 
-        run = stepper(lambda: snn.Leaky(beta=1.0, reset_mechanism="subtract"), leaky_call)
-        rows.append(("snnTorch (snn.Leaky, beta 1, step loop)", median_ms(run, reps), "IF as a Leaky without decay"))
-    if norse is None:
-        rows.append(("Norse (IAFCell step loop)", None, "norse absent"))
-    else:
-        run = stepper(lambda: norse.IAFCell(norse.IAFParameters(v_th=torch.tensor(1.0))), lambda cell, h, s: cell(h, s))
-        rows.append(("Norse (IAFCell step loop)", median_ms(run, reps), ""))
-    return rows, notes
+        run = step_loop(torch, layers, x, lambda: snn.Leaky(beta=BETA), leaky)
+        same = (run() == simulate(graph, x, policy=Policy.preset("snntorch")).output).mean()
+        rows["snnTorch (snn.Leaky step loop)"] = (run, f"{100 * same:.2f} % of output spikes equal to the reference (snntorch preset)")
+    if norse is not None:
+        p = norse.LIFBoxParameters(tau_mem_inv=torch.tensor(1 / TAU), v_th=torch.tensor(1.0), v_reset=torch.tensor(0.0))
+
+        def box(cell, h, state):  # Norse's LIF has no r: the input is scaled by it
+            return cell(R * h, state)
+
+        run = step_loop(torch, layers, x, lambda: norse.LIFBoxCell(p, dt=DT), box)
+        same = (run() == simulate(graph, x, policy=Policy.preset("norse", dt=DT)).output).mean()
+        rows["Norse (LIFBoxCell step loop)"] = (run, f"{100 * same:.2f} % of output spikes equal to the reference (norse preset, dt 1e-4)")
+    return rows
+
+
+def anchor(net: str, x: np.ndarray, w: dict, graph: Graph):
+    """The products alone, batched over all steps, on the inputs they see in the run."""
+    ref = simulate(graph, x, policy=Policy.preset("snntorch"), record=list(graph.nodes))
+    rows = lambda name: ref.states[name]["y"].reshape(-1, *ref.states[name]["y"].shape[2:])  # noqa: E731
+    if net == "mlp":
+        a, b = x.reshape(-1, 784), ref.states["lif1"]["spikes"].reshape(-1, 500)
+        return lambda: (a @ w["fc1"].T, b @ w["fc2"].T)
+    from nirbridge.reference import layers
+
+    maps = [(layers.build(n, graph.nodes[n], Policy(), shape, np.float32).map, inp) for n, shape, inp in (
+        ("conv1", (2, 20, 20), x.reshape(-1, 2, 20, 20)), ("conv2", (8, 10, 10), rows("max1")), ("fc", (400,), rows("flat")))]
+    return lambda: [f(a) for f, a in maps]
 
 
 # ----------------------------------------------------------------------------- report
 
 
-def table(title: str, rows) -> list[str]:
-    base = rows[0][1]
-    lines = [f"### {title}", "", "| implementation | median ms | ratio to NumPy time-batched | note |", "|---|---:|---:|---|"]
-    for name, ms, note in rows:
-        if ms is None:
-            lines.append(f"| {name} | absent | | {note} |")
-        else:
-            lines.append(f"| {name} | {ms:.1f} | {ms / base:.2f} | {note} |")
-    return lines
-
-
-def verdict(rows) -> list[str]:
-    times = {name: ms for name, ms, _ in rows}
-    ours = times["NumPy reference, time-batched"]
-    anchor = next(ms for name, ms, _ in rows if name.startswith("anchor"))
-    frameworks = [ms for name, ms, _ in rows if name.startswith(("snnTorch", "Norse")) and ms is not None]
-    lines = [f"- NumPy time-batched / matmul anchor: **{ours / anchor:.2f}x** (target <= 2x)"]
-    if frameworks:
-        lines.append(f"- faster of snnTorch and Norse / NumPy time-batched: **{min(frameworks) / ours:.2f}x** (target >= 2x)")
-    else:
-        lines.append("- snnTorch and Norse absent: no framework comparison")
-    return lines
-
-
-def environment() -> list[str]:
-    torch = _torch()
-    versions = [f"numpy {np.__version__}", f"nirbridge {nirbridge.__version__}"]
-    if torch is not None:
-        versions.append(f"torch {torch.__version__} ({torch.get_num_threads()} threads)")
-    for name, mod in (("snntorch", _snntorch()), ("norse", sys.modules.get("norse"))):
-        if mod is not None:
-            versions.append(f"{name} {getattr(mod, '__version__', '?')}")
-    blas = os.environ.get("OPENBLAS_CORETYPE")
-    load = ", ".join(f"{v:.1f}" for v in os.getloadavg()) if hasattr(os, "getloadavg") else "?"
-    return [
-        f"- machine: {platform.machine()}, {os.cpu_count()} cores visible, Python {platform.python_version()};"
-        f" load average at the end (1, 5, 15 min): {load}",
-        f"- versions: {', '.join(versions)}" + (f"; OPENBLAS_CORETYPE={blas}" if blas else ""),
-    ]
-
-
 def section(reps: int) -> str:
-    """One configuration's tables (run in a child process, so BLAS threads are fixed at start)."""
-    mlp_rows, mlp_notes = bench_mlp(reps)
-    cnn_reps = max(3, reps - 2)
-    cnn_rows, cnn_notes = bench_cnn(cnn_reps)
-    threads = f"{THREADS} thread(s) for BLAS and torch" if THREADS else "the libraries' default threads"
-    lines = [f"## {threads}", "", f"Medians of {reps} repetitions (CNN: {cnn_reps}), one warm-up each; all rows of a table in the same run.", ""]
-    lines += table("784-500-10 Linear + LIF, T = 100, batch 32, Bernoulli(0.1) input", mlp_rows) + [""] + verdict(mlp_rows)
-    lines += [f"- {n}" for n in mlp_notes] + [""]
-    lines += table("cnn_sinabs.nir (NIR paper), T = 50, batch 4, Bernoulli(0.1) event frames", cnn_rows) + [""]
-    if len(cnn_rows) > 1:
-        lines += verdict(cnn_rows)
-    lines += [f"- {n}" for n in cnn_notes] + [""] + environment() + [""]
-    return "\n".join(lines)
+    """One thread setting's tables (a child process, so BLAS threads are fixed at start)."""
+    torch = _torch()
+    lines = [f"## {f'{THREADS} thread for BLAS and torch' if THREADS else 'the libraries default threads'}", ""]
+    for net, build in (("mlp", mlp), ("csnn", csnn)):
+        graph, x, w = build()
+        policy = Policy.preset("snntorch")
+        spiking = [n for n, node in graph.nodes.items() if node.type == "LIF"]
+        probe = simulate(graph, x, policy=policy, record=spiking)
+        fns = {
+            "NumPy reference": (lambda: simulate(graph, x, policy=policy), ""),  # noqa: B023
+            "NumPy reference, step by step": (lambda: simulate(graph, x, policy=policy, chunk_steps=1), "chunk_steps=1"),  # noqa: B023
+            **frameworks(net, x, w, graph),
+            "anchor: the products alone (NumPy, batched)": (anchor(net, x, w, graph), ""),
+        }
+        times = interleaved({name: fn for name, (fn, _) in fns.items()}, reps)
+        base = times["NumPy reference"].median
+        title = "784-500-10 Linear + LIF" if net == "mlp" else "CSNN: 2 convolutions on 2 x 20 x 20 frames"
+        cpu_base = times["NumPy reference"].cpu_median
+        lines += [f"### {net}: {title}, T = 100, batch 32 ({reps} repetitions)", "",
+                  "| implementation | wall ms: median (min-max) | / reference | CPU ms: median | / reference | note |",
+                  "|---|---:|---:|---:|---:|---|"]
+        lines += [f"| {name} | {t.ms()} | {t.median / base:.2f} | {1e3 * t.cpu_median:.1f} | {t.cpu_median / cpu_base:.2f} | {note} |"
+                  for name, (_, note) in fns.items() for t in (times[name],)]
+        peers = [name for name in times if name.startswith(("snnTorch", "Norse"))]
+        lines.append("")
+        if peers:
+            ratio = base / min(times[p].median for p in peers)
+            cpu_ratio = cpu_base / min(times[p].cpu_median for p in peers)
+            lines.append(f"- **reference / faster framework: {ratio:.2f}** wall, {cpu_ratio:.2f} CPU time (target <= {TARGETS[net]}: "
+                         f"{'met' if ratio <= TARGETS[net] else 'missed'})")
+        lines.append(f"- reference / anchor: {base / times['anchor: the products alone (NumPy, batched)'].median:.2f}")
+        lines.append("- firing rates: " + ", ".join(f"{n} {probe.states[n]['spikes'].mean():.3f}" for n in spiking))
+        lines.append("")
+    extra = [f"torch {torch.__version__} ({torch.get_num_threads()} threads)"] if torch is not None else []
+    extra += [f"{m} {getattr(_import(m), '__version__', '?')}" for m in ("snntorch", "norse") if _import(m) is not None]
+    return "\n".join(lines + environment(extra) + [""])
 
 
 def main() -> None:
     global THREADS
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--reps", type=int, default=7)
-    parser.add_argument("--threads", default="1,default", help="comma list of thread counts for BLAS and torch; 'default' keeps the libraries' own (default: 1,default)")
-    parser.add_argument("--no-write", action="store_true", help="print only; do not write benchmarks/results/simulator.md")
+    parser.add_argument("--reps", type=int, default=11)
+    parser.add_argument("--threads", default="1,default", help="comma list of thread counts for BLAS and torch; 'default' keeps the libraries' own")
+    parser.add_argument("--write", action="store_true", help="write benchmarks/results/simulator.md (the refresh step, make bench)")
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
         THREADS = None if args.threads == "default" else int(args.threads)
         print(section(args.reps))
         return
-    parts = ["# Simulator speed", "", "Written by `benchmarks/bench_simulator.py`; the machine may be shared (see the load averages).", ""]
+    parts = ["# Simulator speed", "", "Written by `python -m benchmarks.bench_simulator --write` (`make bench`).", ""]
     for threads in args.threads.split(","):
         env = dict(os.environ)
         if threads != "default":
             env.update({var: threads for var in THREAD_VARS})
+        reps = args.reps if threads != "default" else max(3, args.reps // 3)  # torch and BLAS threads contend: slow
         run = subprocess.run(
-            [sys.executable, __file__, "--child", "--threads", threads, "--reps", str(args.reps)],
-            env=env, capture_output=True, text=True, check=True,
+            [sys.executable, "-m", "benchmarks.bench_simulator", "--child", "--threads", threads, "--reps", str(reps)],
+            env=env, cwd=ROOT, capture_output=True, text=True, check=True,
         )
-        print(run.stdout)
         parts.append(run.stdout)
-    if not args.no_write:
-        RESULTS.parent.mkdir(parents=True, exist_ok=True)
-        RESULTS.write_text("\n".join(parts).rstrip() + "\n")
-        print(f"written to {RESULTS.relative_to(ROOT)}")
+    write("simulator.md", "\n".join(parts), args.write)
 
 
 if __name__ == "__main__":

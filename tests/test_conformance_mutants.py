@@ -130,20 +130,20 @@ def _rotated_schedule(flat: Graph) -> Schedule:
 
 def _start_at_v_leak() -> contextlib.AbstractContextManager:
     """Neurons start at v = v_leak instead of 0 (as stock Norse cells do)."""
-    init, start = neurons.Neuron.__init__, neurons.Neuron.start
+    init, reset = neurons.Neuron.__init__, neurons.Neuron.reset
 
     def patched_init(self, name, node, *args, **kwargs):
         init(self, name, node, *args, **kwargs)
         self.v_start = getattr(node, "v_leak", None)
 
-    def patched_start(self, steps, batch):
-        start(self, steps, batch)
+    def patched_reset(self, batch):
+        reset(self, batch)
         if self.v_start is not None:
             self.v[...] = np.asarray(self.v_start, self.dtype)
 
     stack = contextlib.ExitStack()
     stack.enter_context(mock.patch.object(neurons.Neuron, "__init__", patched_init))
-    stack.enter_context(mock.patch.object(neurons.Neuron, "start", patched_start))
+    stack.enter_context(mock.patch.object(neurons.Neuron, "reset", patched_reset))
     return stack
 
 

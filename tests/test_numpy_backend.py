@@ -22,7 +22,7 @@ pytestmark = pytest.mark.usefixtures("builtin_backends_only")
 
 
 class SteppedNumpy(NumpyBackend):
-    """The numpy backend stepping every node one time step at a time (`time_batched=False`).
+    """The numpy backend stepping every node one time step at a time (`chunk_steps=1`).
     The suite's reference is the time-batched simulator, so its agreement test compares the
     two evaluation orders rather than the reference with itself; everything else (plan,
     from_nir, to_nir, round trip) is the numpy backend's own code."""
@@ -30,7 +30,7 @@ class SteppedNumpy(NumpyBackend):
     def simulate(self, native, x, *, record=()):
         from nirbridge.reference import simulate
 
-        return simulate(native.graph, x, policy=native.policy, record=list(record), time_batched=False)
+        return simulate(native.graph, x, policy=native.policy, record=list(record), chunk_steps=1)
 
 
 class TestNumpyConformance(BackendConformance):

@@ -1,6 +1,6 @@
 """The reference simulator's structure: recurrence, nested graphs, Delay, convolution and
-pooling (against plain loops written here), dtypes, time-batched vs step-by-step evaluation,
-inputs, recording and errors."""
+pooling (against plain loops written here), dtypes, evaluation in chunks of steps vs step by
+step, inputs, recording and errors."""
 
 from __future__ import annotations
 
@@ -80,8 +80,8 @@ def _if_loop(scale):
 def test_recurrent_edge_reads_last_step(scale, v, z):
     graph = _if_loop(scale)
     assert schedule(graph).delayed == {("rec", "if")}
-    for batched in (True, False):
-        r = simulate(graph, col([0.75, 0.5, 0, 0, 0]), policy=IMPULSE, record=["if", "rec"], time_batched=batched)
+    for chunk in (None, 1, 2):
+        r = simulate(graph, col([0.75, 0.5, 0, 0, 0]), policy=IMPULSE, record=["if", "rec"], chunk_steps=chunk)
         np.testing.assert_array_equal(r.states["if"]["v"][:, 0, 0], v)
         np.testing.assert_array_equal(r.states["if"]["spikes"][:, 0, 0], z)
         np.testing.assert_array_equal(r.states["rec"]["y"][:, 0, 0], np.array(z) * scale)  # same-step edge
@@ -105,8 +105,8 @@ def test_delay_inside_a_cycle_adds_to_the_cycle_step():
     }
     graph = Graph(nodes=nodes, edges=[("in", "if"), ("if", "d"), ("d", "if"), ("if", "out")])
     policy = Policy(dt=1e-3, input="impulse")
-    for batched in (True, False):
-        r = simulate(graph, col([1.5, 0, 0, 0, 0, 0, 0]), policy=policy, time_batched=batched)
+    for chunk in (None, 1, 2):
+        r = simulate(graph, col([1.5, 0, 0, 0, 0, 0, 0]), policy=policy, chunk_steps=chunk)
         np.testing.assert_array_equal(r.output[:, 0, 0], [1, 0, 1, 0, 1, 0, 1])
 
 
@@ -160,7 +160,7 @@ def test_two_node_cycle_with_affine_steps_inside_a_batched_graph():
     assert ("lif", "rec") in plan.blocks or ("rec", "lif") in plan.blocks
     x = rng.choice([0.0, 0.5, 1.0], size=(20, 4, 2))
     a = simulate(graph, x, policy=Policy(dt=1.0), record=["lif", "rec"])
-    b = simulate(graph, x, policy=Policy(dt=1.0), record=["lif", "rec"], time_batched=False)
+    b = simulate(graph, x, policy=Policy(dt=1.0), record=["lif", "rec"], chunk_steps=1)
     for name in ("lif", "rec"):
         for key in a.states[name]:
             np.testing.assert_array_equal(a.states[name][key], b.states[name][key])
@@ -230,8 +230,8 @@ def test_delay_shifts_each_element_by_its_steps():
     )
     x = np.arange(1, 16, dtype=float).reshape(5, 1, 3)  # x[k] = [3k+1, 3k+2, 3k+3]
     expected = np.array([[0, 2, 0], [0, 5, 3], [1, 8, 6], [4, 11, 9], [7, 14, 12]], dtype=float)
-    for batched in (True, False):
-        y = simulate(graph, x, policy=Policy(dt=1e-3), time_batched=batched).output[:, 0]
+    for chunk in (None, 1, 2):
+        y = simulate(graph, x, policy=Policy(dt=1e-3), chunk_steps=chunk).output[:, 0]
         np.testing.assert_array_equal(y, expected)
     # the same node at dt = 5e-4 delays twice as many steps
     y = simulate(graph, x, policy=Policy(dt=5e-4)).output[:, 0]
@@ -659,16 +659,17 @@ def test_float32_agrees_with_float64_on_spikes(data):
 
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 @given(data=st.data())
-def test_time_batched_matches_stepwise_on_any_graph(data):
-    """Only BLAS summation order differs (T x B rows at once vs B rows per step): spikes agree
-    up to threshold ties at float32 rounding, analog values to a few ulps."""
+def test_chunked_matches_stepwise_on_any_graph(data):
+    """Only BLAS summation order differs (chunk x B rows at once vs B rows per step): spikes
+    agree up to threshold ties at float32 rounding, analog values to a few ulps."""
     policy = data.draw(policies)
     graph = _tame_graph(data, policy)
     flat = flatten(graph)
     steps, batch = data.draw(st.integers(4, 12)), data.draw(st.integers(1, 2))
     x = _inputs(flat, data.draw, steps, batch)
-    a = simulate(graph, x, policy=policy, record=_record_all(flat))
-    b = simulate(graph, x, policy=policy, record=_record_all(flat), time_batched=False)
+    chunk = data.draw(st.sampled_from([None, 2, 3, 5]))
+    a = simulate(graph, x, policy=policy, record=_record_all(flat), chunk_steps=chunk)
+    b = simulate(graph, x, policy=policy, record=_record_all(flat), chunk_steps=1)
     _note_firing(b, flat)
     first = assert_spikes_agree_until_a_tie(a, b, flat, 1e-5)
     event("parted at a threshold tie" if first else "identical spikes")
@@ -762,14 +763,15 @@ def spiking_networks(draw):
 
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(graph=spiking_networks(), policy=policies.map(lambda p: p.model_copy(update={"dt": 1.0})), data=st.data())
-def test_time_batched_equals_stepwise_exactly(graph, policy, data):
-    """Where every matrix product is exact (dyadic weights times spikes or dyadic inputs), the
-    time-batched and the step-by-step evaluation give the same bits, states included."""
+def test_any_chunk_size_gives_the_same_bits(graph, policy, data):
+    """Where every matrix product is exact (dyadic weights times spikes or dyadic inputs),
+    evaluation in chunks of any size (whole run, several steps, one step) gives the same bits,
+    states included: state, Delay history and delayed edges carry over chunk boundaries."""
     steps, batch = data.draw(st.integers(1, 10)), data.draw(st.integers(1, 3))
     x = _inputs(graph, data.draw, steps, batch, [0.0, 0.25, 0.5, 1.0])
     record = list(graph.nodes)
-    a = simulate(graph, x, policy=policy, record=record)
-    b = simulate(graph, x, policy=policy, record=record, time_batched=False)
+    a = simulate(graph, x, policy=policy, record=record, chunk_steps=data.draw(st.sampled_from([None, 2, 3, 4])))
+    b = simulate(graph, x, policy=policy, record=record, chunk_steps=1)
     _note_firing(b, graph)
     event("recurrent" if any(n.startswith("rec") for n in graph.nodes) else "feed-forward")
     for name in record:

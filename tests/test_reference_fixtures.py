@@ -40,11 +40,11 @@ def test_norse_trace_records_input_at_its_own_step_and_voltage_after_reset(lif):
     np.testing.assert_array_equal(norse[PAPER_SPIKES, 1], 0)
 
 
-@pytest.mark.parametrize("time_batched", [True, False])
-def test_lif_norse_graph_reproduces_the_paper_under_the_norse_preset(lif, time_batched):
+@pytest.mark.parametrize("chunk_steps", [None, 1, 7])
+def test_lif_norse_graph_reproduces_the_paper_under_the_norse_preset(lif, chunk_steps):
     graph, exact, norse = lif
     x = exact[:, :1].reshape(-1, 1, 1)
-    result = simulate(graph, x, policy=Policy.preset("norse", dt=1e-4), record=["1"], time_batched=time_batched)
+    result = simulate(graph, x, policy=Policy.preset("norse", dt=1e-4), record=["1"], chunk_steps=chunk_steps)
     spikes = result.states["1"]["spikes"][:, 0, 0]
     v = result.states["1"]["v"][:, 0, 0]
     assert list(np.flatnonzero(spikes)) == PAPER_SPIKES

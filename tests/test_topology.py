@@ -2,6 +2,8 @@
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from nirbridge import GraphValidationError
 from nirbridge.ir import Graph, Input, Linear, Output, Scale
@@ -101,3 +103,58 @@ def test_flatten_resolves_edges_into_a_graph_nested_two_levels_deep():
     assert ("outer.mid.lif", "s") in flat.edges
     assert ("input", "outer.mid.lif") in flat.edges and ("outer.mid.lif", "output") in flat.edges
     schedule(flat)  # every edge names a flat node
+
+
+def _components_by_reachability(order, edges):
+    """Strongly connected components the slow way: the nodes both reachable from and reaching
+    each node, listed in `order`, in the order of their first node."""
+    forward = {n: {d for s, d in edges if s == n} for n in order}
+    backward = {n: {s for s, d in edges if d == n} for n in order}
+
+    def reach(start, adj):
+        found, todo = {start}, [start]
+        while todo:
+            for m in adj[todo.pop()] - found:
+                found.add(m)
+                todo.append(m)
+        return found
+
+    blocks, assigned = [], set()
+    for n in order:
+        if n not in assigned:
+            component = reach(n, forward) & reach(n, backward)
+            assigned |= component
+            blocks.append(tuple(m for m in order if m in component))
+    return tuple(blocks)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.integers(1, 12).flatmap(lambda n: st.tuples(st.just(n), st.lists(st.tuples(st.integers(0, n), st.integers(1, n)), max_size=3 * n))))
+def test_blocks_are_the_strongly_connected_components_in_order(case):
+    n, pairs = case
+    names = ["input"] + [f"n{i}" for i in range(1, n + 1)]
+    edges = list(dict.fromkeys((names[s], names[d]) for s, d in pairs))
+    graph = Graph.model_construct(
+        nodes={"input": Input(shape=np.array([2]))} | {m: scale() for m in names[1:]}, edges=edges, metadata={}, type="NIRGraph"
+    )
+    s = schedule(graph)
+    assert s.blocks == _components_by_reachability(s.order, edges)
+    pos = {m: i for i, m in enumerate(s.order)}
+    block_of = {m: b for b, block in enumerate(s.blocks) for m in block}
+    for src, dst in edges:  # same-step edges never point back to an earlier block
+        if (src, dst) not in s.delayed:
+            assert pos[src] < pos[dst] and block_of[src] <= block_of[dst]
+
+
+def test_schedule_of_a_long_chain():
+    """30,000 nodes in a row: no recursion, every node its own block, no delayed edge."""
+    names = ["input"] + [f"n{i}" for i in range(30_000)]
+    graph = Graph.model_construct(
+        nodes={"input": Input(shape=np.array([2]))} | dict.fromkeys(names[1:], scale()),
+        edges=list(zip(names, names[1:])), metadata={}, type="NIRGraph",
+    )
+    s = schedule(graph)
+    assert s.order == tuple(names) and not s.delayed and len(s.blocks) == len(names)
+    ring = Graph.model_construct(nodes=graph.nodes, edges=graph.edges + [(names[-1], names[1])], metadata={}, type="NIRGraph")
+    s = schedule(ring)  # one cycle through all of them: one block
+    assert s.delayed == {(names[-1], names[1])} and s.blocks == (("input",), tuple(names[1:]))

@@ -93,59 +93,65 @@ class Schedule:
 
 
 def schedule(graph: Graph) -> Schedule:
-    """Order the nodes of a flat graph (see `flatten`) and mark the edges that close cycles."""
+    """Order the nodes of a flat graph (see `flatten`) and mark the edges that close cycles.
+
+    One depth-first search (iterative, so any depth) gives both: its reverse postorder is the
+    order, and Tarjan's lowlinks along the same search give the strongly connected components.
+    Time and memory linear in nodes and edges."""
     succ: dict[str, list[str]] = {n: [] for n in graph.nodes}
     for s, d in graph.edges:
         succ[s].append(d)
     starts = [n for n, node in graph.nodes.items() if isinstance(node, Input)]
-    starts += [n for n in graph.nodes if n not in starts]
-    seen: set[str] = set()
+    starts += [n for n, node in graph.nodes.items() if not isinstance(node, Input)]
+    index: dict[str, int] = {}  # visiting order
+    low: dict[str, int] = {}  # the lowest index reachable through the search tree and one back edge
+    open_nodes: list[str] = []  # visited, component not yet closed
+    on_stack: set[str] = set()
     postorder: list[str] = []
+    components: list[list[str]] = []
+
+    def visit(node: str) -> None:
+        index[node] = low[node] = len(index)
+        open_nodes.append(node)
+        on_stack.add(node)
+
     for start in starts:
-        if start in seen:
+        if start in index:
             continue
-        seen.add(start)
-        stack = [(start, iter(succ[start]))]
-        while stack:
-            node, it = stack[-1]
+        visit(start)
+        work = [(start, iter(succ[start]))]
+        while work:
+            node, it = work[-1]
             for nxt in it:
-                if nxt not in seen:
-                    seen.add(nxt)
-                    stack.append((nxt, iter(succ[nxt])))
+                if nxt not in index:
+                    visit(nxt)
+                    work.append((nxt, iter(succ[nxt])))
                     break
+                if nxt in on_stack:
+                    low[node] = min(low[node], index[nxt])
             else:
-                stack.pop()
+                work.pop()
                 postorder.append(node)
+                if work:
+                    parent = work[-1][0]
+                    low[parent] = min(low[parent], low[node])
+                if low[node] == index[node]:  # node is the root of a component: close it
+                    component = []
+                    while True:
+                        member = open_nodes.pop()
+                        on_stack.discard(member)
+                        component.append(member)
+                        if member == node:
+                            break
+                    components.append(component)
     order = tuple(reversed(postorder))
     pos = {n: i for i, n in enumerate(order)}
     delayed = frozenset((s, d) for s, d in graph.edges if pos[s] >= pos[d])
-    sources = {n: tuple((s, (s, d) in delayed) for s, d in graph.edges if d == n) for n in order}
-    return Schedule(order, sources, delayed, _blocks(order, graph.edges))
-
-
-def _blocks(order: tuple[str, ...], edges: list[Edge]) -> tuple[tuple[str, ...], ...]:
-    """Strongly connected components, each listed in `order` and in the order of its first node."""
-    forward: dict[str, set[str]] = {n: set() for n in order}
-    backward: dict[str, set[str]] = {n: set() for n in order}
-    for s, d in edges:
-        forward[s].add(d)
-        backward[d].add(s)
-
-    def reach(start: str, adj: dict[str, set[str]]) -> set[str]:
-        found, todo = {start}, [start]
-        while todo:
-            for m in adj[todo.pop()]:
-                if m not in found:
-                    found.add(m)
-                    todo.append(m)
-        return found
-
-    assigned: set[str] = set()
-    blocks = []
-    for n in order:
-        if n in assigned:
-            continue
-        component = reach(n, forward) & reach(n, backward)
-        assigned |= component
-        blocks.append(tuple(m for m in order if m in component))
-    return tuple(blocks)
+    incoming: dict[str, list[tuple[str, bool]]] = {n: [] for n in order}
+    for s, d in graph.edges:
+        incoming[d].append((s, (s, d) in delayed))
+    sources = {n: tuple(incoming[n]) for n in order}
+    # each block listed in order, blocks in the order of their first node: every block comes
+    # after the blocks it reads at the same step
+    blocks = sorted((sorted(c, key=pos.__getitem__) for c in components), key=lambda c: pos[c[0]])
+    return Schedule(order, sources, delayed, tuple(tuple(b) for b in blocks))

@@ -1,7 +1,9 @@
 """Delay nodes: y[k] = x[k - d] with d = delay / dt steps per element, zero before the start.
 
 `delay / dt` must be a whole number up to the rounding of the stored delay (16 ulps of its
-dtype, relative); otherwise `PolicyError` names the node and element.
+dtype, relative); otherwise `PolicyError` names the node and element. A delay of `steps` or
+more (the length of the run) only ever reads zeros, so it is cut to `steps`: the line keeps at
+most min(max d, steps) past inputs, whatever the delay says (1e30 s included).
 """
 
 from __future__ import annotations
@@ -15,8 +17,8 @@ from ..semantics import Policy
 Shape = tuple[int, ...]
 
 
-def delay_steps(name: str, node: Delay, dt: float, in_shape: Shape) -> np.ndarray:
-    """The delay of every element in whole steps, shaped like the input (int64)."""
+def delay_steps(name: str, node: Delay, dt: float, in_shape: Shape, steps: int) -> np.ndarray:
+    """The delay of every element in whole steps, cut to `steps`, shaped like the input (int64)."""
     delay = np.asarray(node.delay)
     try:
         delay = np.broadcast_to(delay, in_shape)
@@ -25,43 +27,50 @@ def delay_steps(name: str, node: Delay, dt: float, in_shape: Shape) -> np.ndarra
             problems=[Problem(f"nodes.{name}.delay", f"shape {delay.shape} does not fit the input shape {tuple(in_shape)}")]
         ) from None
     eps = np.finfo(delay.dtype if delay.dtype.kind == "f" else np.float64).eps
-    steps = delay.astype(np.float64) / dt
-    whole = np.rint(steps)
-    bad = np.abs(steps - whole) > 16 * eps * np.maximum(1.0, np.abs(steps))
+    with np.errstate(over="ignore"):
+        exact = delay.astype(np.float64) / dt
+    whole = np.rint(exact)
+    whole_enough = (np.abs(exact - whole) <= 16 * eps * np.maximum(1.0, np.abs(exact))) | np.isposinf(exact)
+    bad = ~whole_enough | (whole < 0)
     if bad.any():
         idx = tuple(int(i) for i in np.argwhere(bad)[0])
         where = f"nodes.{name}.delay" + ("[" + ", ".join(map(str, idx)) + "]" if idx else "")
         raise PolicyError(
-            problems=[Problem(where, f"{delay[idx]} s is not a whole number of steps of dt = {dt} s ({steps[idx]} steps)")]
+            problems=[Problem(where, f"{delay[idx]} s is not a whole number >= 0 of steps of dt = {dt} s ({exact[idx]} steps)")]
         )
-    return whole.astype(np.int64)
+    return np.minimum(whole, steps).astype(np.int64)
 
 
 class DelayLine:
-    """A Delay node: `run(x)` shifts a whole sequence at once; `start`/`advance` keep a ring
-    buffer of the last max(d) + 1 inputs for stepping."""
+    """A Delay node over chunks of steps. It keeps the last R = max(d) inputs in a ring
+    buffer (the input of step t in slot t mod R), so each chunk costs time and memory in
+    proportion to the chunk, not to the delay."""
 
-    def __init__(self, name: str, node: Delay, policy: Policy, in_shape: Shape, dtype):
+    def __init__(self, name: str, node: Delay, policy: Policy, in_shape: Shape, dtype, steps: int):
         self.name, self.shape, self.dtype = name, tuple(in_shape), np.dtype(dtype)
-        self.steps = delay_steps(name, node, policy.dt, self.shape).reshape(-1)  # (F,)
+        self.steps = delay_steps(name, node, policy.dt, self.shape, steps).reshape(-1)  # (F,)
         self.longest = int(self.steps.max()) if self.steps.size else 0
 
+    def buffer_bytes(self, batch: int) -> int:
+        return self.longest * batch * self.steps.size * self.dtype.itemsize
+
+    def reset(self, batch: int) -> None:
+        """Zero history (the inputs before step 0 are zero)."""
+        self.ring = np.zeros((self.longest, batch, self.steps.size), self.dtype)
+        self.time = 0  # the step the next chunk starts at
+
     def run(self, x: np.ndarray) -> np.ndarray:
-        """y[k] = x[k - d] for all k at once (one gather along time)."""
+        """y[k] = x[k - d] for the chunk x (steps, B, *shape): from the chunk where k >= d,
+        else from the ring (inputs of earlier chunks)."""
+        if self.longest == 0:
+            return x
         steps, batch = x.shape[:2]
         flat = x.reshape(steps, batch, -1)
-        padded = np.concatenate([np.zeros((self.longest,) + flat.shape[1:], self.dtype), flat])
-        index = np.arange(steps)[:, None] + (self.longest - self.steps)[None, :]  # (T, F)
-        self.output = np.take_along_axis(padded, index[:, None, :], axis=0).reshape(x.shape)
-        return self.output
-
-    def start(self, steps: int, batch: int) -> None:
-        self.output = np.empty((steps, batch) + self.shape, self.dtype)
-        self.ring = np.zeros((self.longest + 1, batch, self.steps.size), self.dtype)
-
-    def advance(self, k: int, x: np.ndarray) -> None:
-        """Step k: store x[k], read x[k - d] (slots not yet written hold zeros)."""
-        size = self.ring.shape[0]
-        self.ring[k % size] = x.reshape(x.shape[0], -1)
-        slots = (k - self.steps) % size
-        self.output[k] = np.take_along_axis(self.ring, slots[None, None, :], axis=0)[0].reshape(self.output.shape[1:])
+        back = np.arange(steps)[:, None] - self.steps[None, :]  # (steps, F): chunk index of the source
+        from_chunk = np.take_along_axis(flat, np.maximum(back, 0)[:, None, :], axis=0)
+        from_ring = np.take_along_axis(self.ring, ((self.time + back) % self.longest)[:, None, :], axis=0)
+        y = np.where((back >= 0)[:, None, :], from_chunk, from_ring)
+        kept = min(steps, self.longest)  # remember the last inputs, after every read
+        self.ring[(self.time + np.arange(steps - kept, steps)) % self.longest] = flat[steps - kept :]
+        self.time += steps
+        return y.reshape(x.shape)
