@@ -13,7 +13,8 @@ and the reset mechanism/reset_delay that gives the policy's reset (see `semantic
 subtract+next_step: subtract, reset_delay=True; to_reset+immediate (v_reset = 0): zero with
 reset_delay=False; to_reset+next_step (v_reset = 0): Synaptic zero with reset_delay=True;
 none: none. `native_plan` says why a node cannot be native; callers then use
-`nirbridge_torch.cells.PolicyNeuron`.
+`nirbridge_torch.cells.PolicyNeuron`. `SnnTorchNeuron.to_node` reads trained values back
+(tau from beta and alpha, r and w_in from the input gain, v_leak from the input bias).
 """
 
 from __future__ import annotations
@@ -25,7 +26,8 @@ import snntorch as snn
 import torch
 
 from nirbridge import ir as g
-from nirbridge.semantics import Policy, current_gain, decay
+from nirbridge.semantics import Policy, current_gain, decay, tau_from_decay
+from nirbridge_torch.importing import like
 
 #: gains within this of 1 are treated as 1 (the float32 rounding of tau/dt * dt/tau)
 UNIT_TOL = 1e-6
@@ -145,6 +147,34 @@ class SnnTorchNeuron(torch.nn.Module):
         if not self.output_v:
             state["spikes"] = self._spk
         return state
+
+    # -- back to NIR ------------------------------------------------------------------
+    def to_node(self, node: g.Node, p: Policy) -> g.Node:
+        """`node` with the neuron's current parameters (the inverse of `native_plan`)."""
+        n = self.neuron
+        gain = self.gain.detach().cpu().numpy().astype(np.float64) if self.gain is not None else 1.0
+        bias = self.bias.cpu().numpy().astype(np.float64) if self.bias is not None else 0.0
+        decayed = lambda a: tau_from_decay(a.detach().clamp(0, 1).cpu().numpy().astype(np.float64), p.dt, p.integration)  # noqa: E731
+        if node.type in ("LIF", "LI"):
+            tau = decayed(n.beta)
+            c = current_gain(tau, p.dt, p.integration)
+            fields = dict(tau=tau, r=gain if p.input == "impulse" else gain / c, v_leak=bias / c)
+        elif node.type in ("IF", "I"):
+            fields = dict(r=gain if p.input == "impulse" else gain / p.dt)
+        else:
+            tau_syn, tau_mem = decayed(n.alpha), decayed(n.beta)
+            c_syn, c_mem = current_gain(tau_syn, p.dt, p.integration), current_gain(tau_mem, p.dt, p.integration)
+            fields = dict(tau_syn=tau_syn, tau_mem=tau_mem, r=1 / c_mem, w_in=gain if p.input == "impulse" else gain / c_syn)
+        if "v_threshold" in type(node).model_fields:
+            fields["v_threshold"] = n.threshold
+        return node.model_copy(update={k: like(v, getattr(node, k)) for k, v in fields.items()})
+
+    def held_node(self, name: str, node: g.Node) -> g.Node:
+        """The recurrent node this RLeaky/RSynaptic holds, with current values."""
+        rec = self.neuron.recurrent
+        if isinstance(node, g.Scale):
+            return node.model_copy(update={"scale": like(rec.V, node.scale)})
+        return node.model_copy(update={"weight": like(rec.weight, node.weight)})
 
 
 def build_native(plan: Plan, recurrent: torch.nn.Module | None = None) -> SnnTorchNeuron:
