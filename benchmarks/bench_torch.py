@@ -6,7 +6,7 @@
    parameters at dt = 1e-4). `nirbridge.convert(graph, to=...)` against two anchors measured
    in the same run: the framework's own NIR import of the same graph (`snntorch.import_nir.
    import_from_nir`, `norse.torch.from_nir`) and copying every parameter array once
-   (`torch.from_numpy(a).clone()`). Targets: convert <= the framework's import, <= 2x the copy.
+   (`torch.empty(a.shape).copy_(torch.from_numpy(a))`). Targets: convert <= the framework's import, <= 2x the copy.
 2. run: models converted from a graph against the same network built natively in the same
    framework, both stepped one time step per call under `torch.no_grad()` from reset state
    (snnTorch: `init_hidden` neurons in `nn.Sequential`; Norse: cells in `SequentialState`).
@@ -92,7 +92,7 @@ def bench_convert(reps: int, sizes) -> tuple[list[tuple[str, float | None, str]]
     mb = sum(a.nbytes for a in arrays) / 1e6
     nir_graph = graph.to_nir()
     rows: list[tuple[str, float | None, str]] = []
-    copy = median_ms(lambda: [torch.from_numpy(a).clone() for a in arrays], reps)
+    copy = median_ms(lambda: [torch.empty(a.shape).copy_(torch.from_numpy(a)) for a in arrays], reps)
     rows.append(("anchor: copy every parameter array once", copy, f"{mb:.0f} MB"))
     notes = [f"graph {'-'.join(map(str, sizes))} Affine + LIF, {graph.parameter_count() / 1e6:.1f}M parameters"]
     for target in ("snntorch", "norse"):

@@ -205,6 +205,11 @@ def torch_piece(layer: Layer, module: torch.nn.Module | None = None, lead: int |
         return _pool_piece(layer, op, layer.call.params)
     if op == "relu" or isinstance(module, torch.nn.ReLU):
         return _relu_piece(layer)
+    if op == "cast":
+        if layer.binary_input:
+            return Piece.passing(name, "cast", f"a cast of spikes to {layer.call.params['dtype']} keeps them", binary=True)
+        return Piece.refused(name, "cast", f"casting to {layer.call.params['dtype']} rounds values; NIR has no rounding node",
+                             "cast the whole model instead (model.float())")
     if isinstance(module, torch.nn.Identity):
         return Piece.passing(name, kind, "Identity", binary=layer.binary_input)
     if isinstance(module, (torch.nn.Dropout, torch.nn.Dropout1d, torch.nn.Dropout2d)):
@@ -409,11 +414,13 @@ class _Builder:
         if isinstance(arg, Const):
             if arg.zero:
                 return None if call.step == 0 else f"its {label} is replaced by zeros at step {call.step}"
-            return f"its initial {label} is not zero" if call.step == 0 else f"its {label} is replaced by a constant at step {call.step}"
+            if call.step == 0:
+                return f"its initial {label} is not zero (NIR neurons start from zero)"
+            return f"its {label} is replaced by a constant at step {call.step} (a NIR neuron carries its state from step to step)"
         if call.step == 0:
             return f"its initial {label} comes from another layer"
         made = self.tr.calls[arg.call] if isinstance(arg, Out) else None
-        if made is None or made.key != key or made.step != call.step - 1 or arg.path != path:
+        if made is None or made.key != key or made.step != call.step - 1 or arg.path != made.aliases.get(path, path):
             return f"its {label} at step {call.step} is not its own state of the previous step"
         return None
 

@@ -12,6 +12,8 @@ without a random initialisation and with one copy of the graph's arrays (`tensor
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -45,15 +47,21 @@ def to_array(value, what: str = "parameter") -> np.ndarray:
         if not same.all():
             idx = tuple(int(i) for i in np.argwhere(~same)[0])
             where = what + ("[" + ", ".join(map(str, idx)) + "]" if idx else "")
-            raise DtypeError(f"{where} = {arr[idx]!r} ({arr.dtype}) has no exact float32 value, and NIR graphs hold float32; "
+            raise DtypeError(f"{where} = {float(arr[idx])!r} ({arr.dtype}) has no exact float32 value, and NIR graphs hold float32; "
                              "cast the model to float32 (model.float()) if that rounding is acceptable")
     return out
 
 
 def tensor(array) -> torch.Tensor:
     """A torch copy of a graph array in the default dtype: one copy (training must not write
-    into the graph), no initialisation."""
-    return torch.tensor(np.asarray(array), dtype=torch.get_default_dtype())
+    into the graph, whose arrays the caller may still hold), no initialisation."""
+    arr = np.asarray(array)
+    if arr.dtype.kind != "f" or not arr.dtype.isnative:
+        return torch.tensor(arr, dtype=torch.get_default_dtype())
+    with warnings.catch_warnings():  # a read-only array is only read here
+        warnings.simplefilter("ignore", UserWarning)
+        source = torch.from_numpy(arr)
+    return torch.empty(arr.shape, dtype=torch.get_default_dtype()).copy_(source)
 
 
 def _pair(value, n: int) -> tuple[int, ...]:

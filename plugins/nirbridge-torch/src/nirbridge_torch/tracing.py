@@ -15,7 +15,9 @@ tensor argument. It handles the models people write:
   (`x.view(x.shape[0], -1)`, `x.view(-1, F)`, `x.flatten(1)`, `torch.flatten`), time indexing
   or slicing of the input (`x[t]`, `x[t, :, :]`, `x[:T]`), scaling by a constant (`10 * x`),
   `F.avg_pool2d`, `F.max_pool2d` and `F.relu` (pseudo-layers, `Call.op`), `torch.stack` of
-  outputs over time, writing them into a preallocated tensor (`out[t] = v`), detach/clone.
+  outputs over time, writing them into a preallocated tensor (`out[t] = v`), detach/clone,
+  casts that keep every value (to a wider float), and narrowing casts (a `cast` pseudo-layer:
+  exact on spikes).
 
 Anything else applied to a traced tensor outside a leaf is kept as an `Opaque` provenance
 that names the operation, so the exporter can refuse it with a reason. Tensors made from no
@@ -109,6 +111,8 @@ class Call:
     kwargs: dict[str, Arg] = field(default_factory=dict)
     op: str | None = None
     params: dict[str, Any] = field(default_factory=dict)
+    #: paths holding a tensor already at an earlier path (Norse returns the spikes again in its state)
+    aliases: dict[Path, Path] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -215,6 +219,12 @@ def _is_time_index(index: Any) -> bool:
     return whole and (step or (isinstance(head, slice) and head.step in (None, 1)))
 
 
+def _widens(src: torch.dtype, dst: torch.dtype) -> bool:
+    """Whether casting from `src` to `dst` keeps every value (float16/bfloat16 -> float32 -> float64)."""
+    order = {torch.float16: 1, torch.bfloat16: 1, torch.float32: 2, torch.float64: 3}
+    return src in order and dst in order and order[dst] > order[src]
+
+
 def _scalar(value: Any) -> float | None:
     """A constant factor: a Python number, or an untraced one-element tensor."""
     if isinstance(value, (int, float)) and not isinstance(value, bool):
@@ -267,10 +277,12 @@ class _Tracer:
             kwargs={k: self.describe(v) for k, v in (kwargs or {}).items()}, op=op, params=dict(params or {}),
         )
         self.calls.append(call)
-        seen: set[int] = set()
+        seen: dict[int, Path] = {}
         for path, tensor in found:  # a tensor returned twice (spikes, and again in the state) is its first place
-            if id(tensor) not in seen:
-                seen.add(id(tensor))
+            if id(tensor) in seen:
+                call.aliases[path] = seen[id(tensor)]
+            else:
+                seen[id(tensor)] = path
                 self.set(tensor, Out(call.index, path))
         return call
 
@@ -298,7 +310,13 @@ class _Tracer:
         """The provenance of `out`, or None when a pseudo-layer call was recorded instead."""
         single = len(traced) == 1 and bool(args) and args[0] is traced[0]
         if name in _IDENTITY and single:
-            return first if out.dtype == traced[0].dtype and out.shape == traced[0].shape else Opaque(f"{name} to {out.dtype}", (first,))
+            src = traced[0]
+            if out.shape != src.shape:
+                return Opaque(f"{name} to shape {tuple(out.shape)}", (first,))
+            if out.dtype == src.dtype or _widens(src.dtype, out.dtype):
+                return first
+            self.new_call(f"cast@{_site()}", None, [src], out, op="cast", params={"dtype": str(out.dtype).replace("torch.", "")})
+            return None
         if name == "__getitem__" and isinstance(first, Input) and single and _is_time_index(args[1]):
             return first
         if name in _ADD and len(args) >= 2 and not kwargs.get("alpha"):
