@@ -34,7 +34,7 @@ from norse.torch.functional.reset import reset_subtract, reset_value
 from nirbridge import ir as g
 from nirbridge.semantics import Policy, current_gain
 from nirbridge_torch.importing import like
-from nirbridge_torch.layers import Scale
+from nirbridge_torch.layers import Scale, compact
 
 SPIKING = (g.IF, g.LIF, g.CubaLIF)
 CURRENT_BASED = (g.CubaLI, g.CubaLIF)
@@ -76,21 +76,7 @@ def input_gain(node: g.Node, policy: Policy) -> np.ndarray:
     return p["r"] * syn
 
 
-class _Stateful(torch.nn.Module):
-    def __init__(self):
-        super().__init__()
-        self.state = None
-        self.last: dict[str, torch.Tensor] = {}
-
-    def reset_state(self) -> None:
-        self.state = None
-        self.last = {}
-
-    def record_state(self) -> dict[str, torch.Tensor]:
-        return dict(self.last)
-
-
-class NativeCell(_Stateful):
+class NativeCell(torch.nn.Module):
     """A stock Norse cell for one NIR neuron node, with its input gain as an explicit Scale.
 
     `cell` is the Norse module; `gain` is None when the gain is exactly 1 (then the cell sees
@@ -109,22 +95,30 @@ class NativeCell(_Stateful):
             if isinstance(value, torch.nn.Parameter):
                 self.register_parameter(field, value)
         self.r = _const(node.r) if isinstance(node, CURRENT_BASED) else None
+        self.reset_state()
+
+    def reset_state(self) -> None:
+        self.state = self.previous = self.input = self.out = None
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.scale is not None:
             x = self.scale(x)
         if self.state is None:
             self.state = zero_state(self.cell, x)
-        previous = self.state
-        out, self.state = self.cell(x, previous)
-        last = {"v": self.state.v}
-        if isinstance(self.state, tuple) and hasattr(self.state, "i"):
-            current = previous.i + x  # the current Norse's membrane update saw (before decay)
-            last["I"] = current / self.r
+        cell = self.cell
+        self.previous, self.input = self.state, x
+        self.out, self.state = cell.activation(x, self.state, cell.p, cell.dt)  # what the cell's forward does, given a state
+        return self.out
+
+    def record_state(self) -> dict[str, torch.Tensor]:
+        """v, I (in NIR units: the current Norse's membrane update saw, divided by r) and spikes
+        of the last step."""
+        state = {"v": self.state.v}
+        if hasattr(self.state, "i"):
+            state["I"] = (self.previous.i + self.input) / self.r
         if self.node_type in ("IF", "LIF", "CubaLIF"):
-            last["spikes"] = out
-        self.last = last
-        return out
+            state["spikes"] = self.out
+        return state
 
     def to_node(self, node: g.Node, policy: Policy) -> g.Node:
         """`node` with the cell's current parameters (the inverse of `make_norse_cell` and
@@ -211,5 +205,5 @@ def _const(value) -> torch.Tensor:
 
 
 def _param(value) -> torch.nn.Parameter:
-    """A trainable cell parameter (float64 value rounded once)."""
-    return torch.nn.Parameter(_const(value))
+    """A trainable cell parameter (float64 value rounded once; 0-d when all elements are equal)."""
+    return torch.nn.Parameter(compact(np.asarray(value, dtype=np.float64)))

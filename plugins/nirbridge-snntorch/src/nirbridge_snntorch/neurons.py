@@ -28,6 +28,7 @@ import torch
 from nirbridge import ir as g
 from nirbridge.semantics import Policy, current_gain, decay, tau_from_decay
 from nirbridge_torch.importing import like
+from nirbridge_torch.layers import compact
 
 #: gains within this of 1 are treated as 1 (the float32 rounding of tau/dt * dt/tau)
 UNIT_TOL = 1e-6
@@ -79,13 +80,13 @@ def native_plan(node: g.Node, policy: Policy) -> Plan:
         gain = node.r if p.input == "impulse" else c * node.r
         bias = c * node.v_leak
         thr = node.v_threshold if spiking else np.full(node.tau.shape, np.inf, dtype=np.float32)
-        kwargs = dict(beta=torch.as_tensor(_f32(a)), threshold=torch.as_tensor(_f32(thr)), reset_delay=delay,
+        kwargs = dict(beta=compact(a), threshold=compact(thr), reset_delay=delay,
                       learn_beta=True, learn_threshold=spiking, **common)
         return Plan(snn.Leaky, kwargs, _f32(gain), _f32(bias), output_v=not spiking, text="snnTorch Leaky")
     if kind in ("IF", "I"):
         gain = node.r if p.input == "impulse" else p.dt * node.r
         thr = node.v_threshold if spiking else np.full(node.r.shape, np.inf, dtype=np.float32)
-        kwargs = dict(beta=torch.ones(node.r.shape), threshold=torch.as_tensor(_f32(thr)), reset_delay=delay,
+        kwargs = dict(beta=compact(np.ones(node.r.shape)), threshold=compact(thr), reset_delay=delay,
                       learn_threshold=spiking, **common)
         return Plan(snn.Leaky, kwargs, _f32(gain), None, output_v=not spiking, text="snnTorch Leaky(beta=1)")
     # CubaLIF / CubaLI
@@ -107,8 +108,8 @@ def native_plan(node: g.Node, policy: Policy) -> Plan:
         # flips spikes within an ulp of threshold
         return Plan(problem="snnTorch Synaptic adds the current to the membrane unscaled (c_mem r != 1)")
     thr = node.v_threshold if spiking else np.full(node.tau_syn.shape, np.inf, dtype=np.float32)
-    kwargs = dict(alpha=torch.as_tensor(_f32(a_syn)), beta=torch.as_tensor(_f32(a_mem)),
-                  threshold=torch.as_tensor(_f32(thr)), reset_delay=delay, learn_alpha=True, learn_beta=True,
+    kwargs = dict(alpha=compact(a_syn), beta=compact(a_mem),
+                  threshold=compact(thr), reset_delay=delay, learn_alpha=True, learn_beta=True,
                   learn_threshold=spiking, **common)
     return Plan(snn.Synaptic, kwargs, _f32(g_syn), None, output_v=not spiking, text="snnTorch Synaptic")
 
@@ -122,8 +123,8 @@ class SnnTorchNeuron(torch.nn.Module):
         self.neuron = neuron
         use_gain = gain is not None and not np.allclose(gain, 1, rtol=0, atol=UNIT_TOL)
         use_bias = bias is not None and np.any(bias != 0)
-        self.gain = torch.nn.Parameter(torch.as_tensor(gain)) if use_gain else None
-        self.register_buffer("bias", torch.as_tensor(bias) if use_bias else None)
+        self.gain = torch.nn.Parameter(compact(gain)) if use_gain else None
+        self.register_buffer("bias", compact(bias) if use_bias else None)
         self.output_v = output_v
         self._spk = None
 

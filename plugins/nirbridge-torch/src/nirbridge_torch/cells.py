@@ -45,6 +45,12 @@ class _Heaviside(torch.autograd.Function):
         return grad / (1 + (np.pi * x) ** 2), None
 
 
+def _uniform(value: torch.Tensor) -> torch.Tensor:
+    """0-d when every element is the same (as the reference's constants: same values)."""
+    flat = value.reshape(-1)
+    return flat[0] if flat.numel() > 1 and bool((flat == flat[0]).all()) else value
+
+
 class _Float64:
     """The cell's parameters in float64, as `step_constants` reads a node."""
 
@@ -97,7 +103,7 @@ class PolicyNeuron(torch.nn.Module):
             return self._cache[1]
         k = step_constants(_Float64(self), self.policy, xp=torch)
         dtype = params[0].dtype
-        out = {name: (None if value is None else value.to(dtype)) for name, value in k}
+        out = {name: (None if value is None else _uniform(value.to(dtype))) for name, value in k}
         for name in ("leak", "v_leak_term"):
             if out[name] is not None and not torch.any(out[name] != 0):
                 out[name] = None

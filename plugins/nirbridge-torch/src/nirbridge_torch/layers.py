@@ -64,6 +64,16 @@ def tensor(array) -> torch.Tensor:
     return torch.empty(arr.shape, dtype=torch.get_default_dtype()).copy_(source)
 
 
+def compact(array) -> torch.Tensor:
+    """A neuron parameter of a graph array as a tensor: 0-d when every element is the same
+    (the same values, broadcast, as the NumPy reference does: less memory traffic per step),
+    else a copy of the array."""
+    arr = np.asarray(array)
+    if arr.ndim and arr.size and (arr == arr.reshape(-1)[0]).all():
+        return tensor(arr.reshape(-1)[0])
+    return tensor(arr)
+
+
 def _pair(value, n: int) -> tuple[int, ...]:
     arr = np.atleast_1d(np.asarray(value))
     return tuple(int(v) for v in (np.repeat(arr, n) if arr.size == 1 else arr))
@@ -212,4 +222,4 @@ def export_stateless(module: torch.nn.Module, input_shape: tuple[int, ...], *, n
     return None
 
 
-__all__ = ["GRAPH_DTYPE", "Delay", "DtypeError", "Scale", "SumPool2d", "Threshold", "build_stateless", "export_stateless", "tensor", "to_array"]
+__all__ = ["GRAPH_DTYPE", "Delay", "DtypeError", "Scale", "SumPool2d", "Threshold", "build_stateless", "compact", "export_stateless", "tensor", "to_array"]
