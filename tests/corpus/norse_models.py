@@ -142,9 +142,9 @@ CASES = [
          source="Norse's MNIST ConvNet (F.max_pool2d of spikes, 10 * conv, view(-1, F), relu of spikes, voltages[ts] = v)"),
     Case("norse_lifted_time_modules", seeded(lambda: SeqOnly(scaled(lifted_sequence(), 2.0, 0.05))), lambda rng: spikes(rng, (T, B, 2, 8, 8)),
          style="sequence", source="Norse docs: Lift and time-sequence modules (LIF, LI)"),
-    Case("norse_lsnn", seeded(lsnn), lambda rng: spikes(rng, (T, B, 16)), style="state", expect="LSNNCell has no NIR equivalent"),
+    Case("norse_lsnn", seeded(lsnn), lambda rng: spikes(rng, (T, B, 16)), style="state", expect="adaptive threshold (a second state raising the threshold after each spike); no NIR neuron has one"),
     Case("norse_li_with_leak", seeded(leaky_li), lambda rng: spikes(rng, (T, B, 16)), style="state", expect="Norse starts v at v_leak, NIR at 0"),
-    Case("norse_state_not_passed_back", seeded(RestartEachStep), lambda rng: spikes(rng, (T, B, 16)), expect="not passed back"),
+    Case("norse_state_not_passed_back", seeded(RestartEachStep), lambda rng: spikes(rng, (T, B, 16)), expect="a NIR neuron carries its state from step to step"),
 ]
 
 __all__ = ["CASES", "np"]

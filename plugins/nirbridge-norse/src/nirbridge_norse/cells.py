@@ -34,7 +34,7 @@ from norse.torch.functional.reset import reset_subtract, reset_value
 from nirbridge import ir as g
 from nirbridge.semantics import Policy, current_gain
 from nirbridge_torch.importing import like
-from nirbridge_torch.layers import Scale, compact
+from nirbridge_torch.layers import Scale, compact, tensor
 
 SPIKING = (g.IF, g.LIF, g.CubaLIF)
 CURRENT_BASED = (g.CubaLI, g.CubaLIF)
@@ -94,7 +94,7 @@ class NativeCell(torch.nn.Module):
             value = getattr(self.cell.p, field)
             if isinstance(value, torch.nn.Parameter):
                 self.register_parameter(field, value)
-        self.r = _const(node.r) if isinstance(node, CURRENT_BASED) else None
+        self.r = tensor(node.r) if isinstance(node, CURRENT_BASED) else None
         self.reset_state()
 
     def reset_state(self) -> None:
@@ -197,11 +197,6 @@ def zero_state(cell: torch.nn.Module, x: torch.Tensor):
     if isinstance(cell, norse.LICell):
         return norse.LIState(v=zeros, i=torch.zeros_like(x))
     raise TypeError(f"no zero state for {type(cell).__name__}")
-
-
-def _const(value) -> torch.Tensor:
-    """A float64 constant rounded once to the simulation dtype."""
-    return torch.as_tensor(np.asarray(value, dtype=np.float64), dtype=torch.get_default_dtype())
 
 
 def _param(value) -> torch.nn.Parameter:

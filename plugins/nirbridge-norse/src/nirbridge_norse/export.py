@@ -42,6 +42,16 @@ from nirbridge_torch.tracing import Trace
 
 THRESHOLD_METHODS = ("super", "heaviside", "triangle", "tanh", "circ", "heavi_erfc")
 SUGGESTION = "use LIFBoxCell, LIFCell, LIBoxCell, LICell, IAFCell, LIFRecurrentCell and Linear/Conv/pooling layers"
+#: Norse modules with no NIR neuron, by class name prefix, and why
+UNSUPPORTED = {
+    "LSNN": "an adaptive threshold (a second state raising the threshold after each spike); no NIR neuron has one",
+    "LIFAdEx": "an exponential spike-initiation term and an adaptation current; no NIR neuron has them",
+    "LIFEx": "an exponential spike-initiation term; no NIR neuron has one",
+    "CobaLIF": "conductance-based synapses (input scaled by the distance to reversal potentials); NIR's synapses are current-based",
+    "Izhikevich": "a quadratic membrane with a recovery variable; no NIR neuron has one",
+    "LIFRefrac": "a refractory period; NIR neurons have none",
+    "LIFCorrelation": "a plasticity trace; NIR graphs have fixed weights",
+}
 
 
 def _norse():
@@ -177,7 +187,8 @@ def piece(layer: Layer) -> Piece | None:
         if isinstance(module, classes):
             return _neuron(layer, family)
     if is_norse_module(module):
-        return Piece.refused(layer.name, layer.kind, f"{layer.kind} has no NIR equivalent", SUGGESTION)
+        why = next((reason for prefix, reason in UNSUPPORTED.items() if layer.kind.startswith(prefix)), "no NIR equivalent")
+        return Piece.refused(layer.name, layer.kind, f"{layer.kind} has {why}", SUGGESTION)
     return None
 
 

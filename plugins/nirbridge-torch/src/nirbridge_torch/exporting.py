@@ -403,7 +403,8 @@ class _Builder:
     def _state_problem(self, key: str, call: Call, arg: Any, path: Path, label: str) -> str | None:
         if arg is None:
             if call.step > 0 and not self.framework.hidden_state:
-                return f"its {label} is not passed back at step {call.step} (the neuron would restart every step)"
+                return (f"its {label} is not passed back at step {call.step}: it restarts every step, while a NIR neuron "
+                        "carries its state from step to step")
             return None
         if isinstance(arg, tuple):
             for j, part in enumerate(arg):
