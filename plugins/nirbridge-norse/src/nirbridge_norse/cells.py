@@ -22,6 +22,7 @@ back into the node. Policies Norse lacks run on the torch toolkit's `PolicyNeuro
 from __future__ import annotations
 
 import warnings
+from types import SimpleNamespace
 
 import numpy as np
 import torch
@@ -95,29 +96,30 @@ class NativeCell(torch.nn.Module):
             if isinstance(value, torch.nn.Parameter):
                 self.register_parameter(field, value)
         self.r = tensor(node.r) if isinstance(node, CURRENT_BASED) else None
-        self.reset_state()
+        self.now = SimpleNamespace(state=None, previous=None, input=None, out=None)  # per-step state: no nn.Module.__setattr__ per step
 
     def reset_state(self) -> None:
-        self.state = self.previous = self.input = self.out = None
+        self.now.state = self.now.previous = self.now.input = self.now.out = None
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.scale is not None:
             x = self.scale(x)
-        if self.state is None:
-            self.state = zero_state(self.cell, x)
-        cell = self.cell
-        self.previous, self.input = self.state, x
-        self.out, self.state = cell.activation(x, self.state, cell.p, cell.dt)  # what the cell's forward does, given a state
-        return self.out
+        cell, now = self.cell, self.now
+        if now.state is None:
+            now.state = zero_state(cell, x)
+        now.previous, now.input = now.state, x
+        now.out, now.state = cell.activation(x, now.state, cell.p, cell.dt)  # what the cell's forward does, given a state
+        return now.out
 
     def record_state(self) -> dict[str, torch.Tensor]:
         """v, I (in NIR units: the current Norse's membrane update saw, divided by r) and spikes
         of the last step."""
-        state = {"v": self.state.v}
-        if hasattr(self.state, "i"):
-            state["I"] = (self.previous.i + self.input) / self.r
+        now = self.now
+        state = {"v": now.state.v}
+        if hasattr(now.state, "i"):
+            state["I"] = (now.previous.i + now.input) / self.r
         if self.node_type in ("IF", "LIF", "CubaLIF"):
-            state["spikes"] = self.out
+            state["spikes"] = now.out
         return state
 
     def to_node(self, node: g.Node, policy: Policy) -> g.Node:

@@ -20,6 +20,7 @@ none: none. `native_plan` says why a node cannot be native; callers then use
 from __future__ import annotations
 
 from dataclasses import dataclass
+from types import SimpleNamespace
 
 import numpy as np
 import snntorch as snn
@@ -126,27 +127,27 @@ class SnnTorchNeuron(torch.nn.Module):
         self.gain = torch.nn.Parameter(compact(gain)) if use_gain else None
         self.register_buffer("bias", compact(bias) if use_bias else None)
         self.output_v = output_v
-        self._spk = None
+        self.now = SimpleNamespace(spikes=None)  # per-step state: no nn.Module.__setattr__ per step
 
     def reset_state(self) -> None:
         self.neuron.reset_mem()
-        self._spk = None
+        self.now.spikes = None
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.gain is not None:
             x = x * self.gain
         if self.bias is not None:
             x = x + self.bias
-        spk = self.neuron(x)
-        self._spk = spk
-        return self.neuron.mem if self.output_v else spk
+        neuron = self.neuron
+        spk = self.now.spikes = neuron(x)
+        return neuron.mem if self.output_v else spk
 
     def record_state(self) -> dict[str, torch.Tensor]:
         state = {"v": self.neuron.mem}
         if hasattr(self.neuron, "syn"):
             state["I"] = self.neuron.syn
         if not self.output_v:
-            state["spikes"] = self._spk
+            state["spikes"] = self.now.spikes
         return state
 
     # -- back to NIR ------------------------------------------------------------------

@@ -21,6 +21,8 @@ surrogate gradient.
 
 from __future__ import annotations
 
+from types import SimpleNamespace
+
 import numpy as np
 import torch
 
@@ -78,19 +80,19 @@ class PolicyNeuron(torch.nn.Module):
         self.ge = policy.threshold == "ge"
         for name in self.float_fields:
             self.register_parameter(name, torch.nn.Parameter(torch.tensor(np.asarray(getattr(node, name)), dtype=torch.get_default_dtype())))
-        self._cache: tuple | None = None
-        self.reset_state()
+        self.now = SimpleNamespace(v=None, i=None, z=None, cache=None)  # per-step state: no nn.Module.__setattr__ per step
 
     # -- state ------------------------------------------------------------------------
     def reset_state(self) -> None:
-        self.v = self.i = self.z = None
+        self.now.v = self.now.i = self.now.z = None
 
     def record_state(self) -> dict[str, torch.Tensor]:
-        state = {"v": self.v}
-        if self.i is not None:
-            state["I"] = self.i
+        now = self.now
+        state = {"v": now.v}
+        if self.type in ("CubaLI", "CubaLIF"):
+            state["I"] = now.i
         if self.spiking:
-            state["spikes"] = self.z
+            state["spikes"] = now.z
         return state
 
     # -- maths --------------------------------------------------------------------------
@@ -99,8 +101,9 @@ class PolicyNeuron(torch.nn.Module):
         rounded once to the parameters' dtype); zero leak terms and a unit gain are None."""
         params = tuple(getattr(self, name) for name in self.float_fields)
         key = tuple((id(p), p._version) for p in params)
-        if self._cache is not None and self._cache[0] == key and not (torch.is_grad_enabled() and any(p.requires_grad for p in params)):
-            return self._cache[1]
+        cache = self.now.cache
+        if cache is not None and cache[0] == key and not (torch.is_grad_enabled() and any(p.requires_grad for p in params)):
+            return cache[1]
         k = step_constants(_Float64(self), self.policy, xp=torch)
         dtype = params[0].dtype
         out = {name: (None if value is None else _uniform(value.to(dtype))) for name, value in k}
@@ -110,20 +113,19 @@ class PolicyNeuron(torch.nn.Module):
         if not torch.is_grad_enabled() or not any(p.requires_grad for p in params):
             if not torch.any(out["gain"] != 1):
                 out["gain"] = None
-            self._cache = (key, out)
+            self.now.cache = (key, out)
         return out
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        k = self.constants()
-        zeros = None
-        if self.v is None or self.v.shape != x.shape:
+        k, now = self.constants(), self.now
+        if now.v is None or now.v.shape != x.shape:
             zeros = torch.zeros_like(x)
-            self.v, self.i, self.z = zeros, zeros, None
+            now.v, now.i, now.z = zeros, zeros, None
         u = x if k["gain"] is None else x * k["gain"]
         if k["leak"] is not None:
             u = u + k["leak"]
         if self.type in ("CubaLI", "CubaLIF"):
-            i = self.i
+            i = now.i
             if self.policy.current_order == "voltage_first":  # v sees I[k-1]
                 term = i * k["c_r"]
                 i = i * k["a_syn"] + u
@@ -131,17 +133,17 @@ class PolicyNeuron(torch.nn.Module):
                 i = i * k["a_syn"] + u
                 term = i * k["c_r"]
             u = term if k["v_leak_term"] is None else term + k["v_leak_term"]
-            self.i = i
-        v = self.v * k["a"] + u if k["a"] is not None else self.v + u
+            now.i = i
+        v = now.v * k["a"] + u if k["a"] is not None else now.v + u
         if not self.spiking:
-            self.v = v
+            now.v = v
             return v
-        if self.policy.reset_timing == "next_step" and self.z is not None:
-            v = self._reset(v, self.z.detach())
+        if self.policy.reset_timing == "next_step" and now.z is not None:
+            v = self._reset(v, now.z.detach())
         z = _Heaviside.apply(v - self.v_threshold, self.ge)
         if self.policy.reset_timing == "immediate":
             v = self._reset(v, z.detach())
-        self.v, self.z = v, z
+        now.v, now.z = v, z
         return z
 
     def _reset(self, v: torch.Tensor, z: torch.Tensor) -> torch.Tensor:

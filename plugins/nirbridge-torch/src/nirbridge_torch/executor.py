@@ -6,12 +6,14 @@ follows the same rule as the NumPy reference. A node with several incoming edges
 their sum, added in edge order. Stateful node modules may define `reset_state()` (called by
 `GraphModule.reset`) and `record_state() -> dict[str, Tensor]` (the `v`, `I`, `spikes` of the
 last step, used when a node is recorded). The schedule is compiled once into a list of slots,
-so a step costs the modules' own work and little else.
+and per-step values live in a plain namespace (`nn.Module.__setattr__` costs microseconds), so
+a step costs the modules' own work and little else.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
+from types import SimpleNamespace
 
 import numpy as np
 import torch
@@ -48,37 +50,43 @@ class GraphModule(torch.nn.Module):
              tuple((slot[s], delayed) for s, delayed in self.schedule.sources[name]), tuple(shapes[name][0]))
             for name in order if not isinstance(nodes[name], Input)
         ]
-        self._previous: list | None = None
-        self._values: list | None = None
+        self._delayed = {slot[s] for s, _ in self.schedule.delayed}
+        self.step_values = SimpleNamespace(previous=None, values=None)  # this step's and, where read, last step's values
 
     def module(self, name: str) -> torch.nn.Module:
         return self.node_modules[module_key(name)]
 
     def reset(self) -> None:
-        self._previous = self._values = None
+        self.step_values.previous = self.step_values.values = None
         for module in self.node_modules.values():
             if hasattr(module, "reset_state"):
                 module.reset_state()
 
     def forward(self, x):
         values: list = [None] * len(self._slots)
-        if isinstance(x, Mapping):
+        if isinstance(x, torch.Tensor):
+            values[self._inputs[0][1]] = first = x
+        else:
             for name, s in self._inputs:
                 values[s] = x[name]
             first = values[self._inputs[0][1]]
-        else:
-            values[self._inputs[0][1]] = first = x
-        previous, modules = self._previous, self.node_modules
+        now, modules = self.step_values, self.node_modules
+        previous = now.previous
         for s, key, sources, shape in self._program:
-            total = None
-            for source, delayed in sources:
-                value = (previous[source] if previous is not None else None) if delayed else values[source]
-                if value is not None:
-                    total = value if total is None else total + value
-            if total is None:
-                total = torch.zeros((first.shape[0], *shape), dtype=first.dtype, device=first.device)
+            if len(sources) == 1 and not sources[0][1]:  # one edge from this step: most nodes
+                total = values[sources[0][0]]
+            else:
+                total = None
+                for source, delayed in sources:
+                    value = (previous[source] if previous is not None else None) if delayed else values[source]
+                    if value is not None:
+                        total = value if total is None else total + value
+                if total is None:
+                    total = torch.zeros((first.shape[0], *shape), dtype=first.dtype, device=first.device)
             values[s] = total if key is None else modules[key](total)
-        self._previous = self._values = values
+        now.values = values
+        if self._delayed:  # only what the next step reads
+            now.previous = [values[i] if i in self._delayed else None for i in range(len(values))]
         if len(self._outputs) == 1:
             return values[self._outputs[0][1]]
         return {name: values[s] for name, s in self._outputs}
@@ -86,9 +94,10 @@ class GraphModule(torch.nn.Module):
     @property
     def last_values(self) -> dict[str, torch.Tensor]:
         """Every node's output of the last step, by name."""
-        if self._values is None:
+        values = self.step_values.values
+        if values is None:
             return {}
-        return {name: self._values[s] for name, s in self._slots.items()}
+        return {name: values[s] for name, s in self._slots.items()}
 
     def recorded(self, name: str) -> dict[str, torch.Tensor]:
         """State of node `name` after the last step: its `record_state()`, or its output `y`."""
@@ -96,7 +105,7 @@ class GraphModule(torch.nn.Module):
             module = self.module(name)
             if hasattr(module, "record_state"):
                 return module.record_state()
-        return {"y": self._values[self._slots[name]]}
+        return {"y": self.step_values.values[self._slots[name]]}
 
 
 def run_sequence(model: GraphModule, x, *, record=()) -> SimulationResult:
@@ -112,7 +121,7 @@ def run_sequence(model: GraphModule, x, *, record=()) -> SimulationResult:
             step = {k: v[t] for k, v in seq.items()}
             model(step[None] if None in step else step)
             for name, s in model._outputs:
-                outputs[name].append(model._values[s])
+                outputs[name].append(model.step_values.values[s])
             for name in record:
                 for var, value in model.recorded(name).items():
                     states[name].setdefault(var, []).append(value)

@@ -13,6 +13,7 @@ without a random initialisation and with one copy of the graph's arrays (`tensor
 from __future__ import annotations
 
 import warnings
+from types import SimpleNamespace
 
 import numpy as np
 import torch
@@ -123,17 +124,18 @@ class Delay(torch.nn.Module):
         self.reset_state()
 
     def reset_state(self) -> None:
-        self.buffer = None
-        self.t = 0
+        self.now = SimpleNamespace(buffer=None, t=0)  # per-step state: no nn.Module.__setattr__ per step
 
     def forward(self, x):
-        if self.buffer is None:
-            self.buffer = torch.zeros((self.depth, *x.shape), dtype=x.dtype, device=x.device)
-        self.buffer[self.t % self.depth] = x
-        index = (self.t - self.steps.to(x.device)) % self.depth
-        out = torch.gather(self.buffer, 0, index.expand(x.shape).unsqueeze(0)).squeeze(0)
-        out = torch.where((self.t - self.steps.to(x.device)) >= 0, out, torch.zeros_like(out))
-        self.t += 1
+        now = self.now
+        if now.buffer is None:
+            now.buffer = torch.zeros((self.depth, *x.shape), dtype=x.dtype, device=x.device)
+        steps = self.steps.to(x.device)
+        now.buffer[now.t % self.depth] = x
+        index = (now.t - steps) % self.depth
+        out = torch.gather(now.buffer, 0, index.expand(x.shape).unsqueeze(0)).squeeze(0)
+        out = torch.where((now.t - steps) >= 0, out, torch.zeros_like(out))
+        now.t += 1
         return out
 
 
