@@ -25,7 +25,9 @@ benchmarks/results/torch.md.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import gc
+import io
 import os
 import platform
 import statistics
@@ -124,7 +126,11 @@ def _framework_import(target: str):
     if target == "snntorch":
         from snntorch.import_nir import import_from_nir
 
-        return import_from_nir
+        def quiet(graph):  # it prints a line per node; the redirection costs nothing measurable
+            with contextlib.redirect_stdout(io.StringIO()):
+                return import_from_nir(graph)
+
+        return quiet
     import norse.torch
 
     return lambda graph: norse.torch.from_nir(graph, ignore_warnings=True)

@@ -367,3 +367,22 @@ CASES = [
     Case("float16_model", _typed(torch.float16), lambda rng: spikes(rng, (T, B, 16)), source="model.half()"),
     Case("bfloat16_model", _typed(torch.bfloat16), lambda rng: spikes(rng, (T, B, 16)), source="model.to(torch.bfloat16)"),
 ]
+
+
+class ReadsLastStep(nn.Module):
+    """A loop that feeds each step the previous frame (`x[step - 1]`)."""
+
+    def __init__(self):
+        super().__init__()
+        self.fc, self.lif = nn.Linear(16, 8), snn.Leaky(beta=0.9)
+
+    def forward(self, x):
+        mem, out = self.lif.init_leaky(), []
+        for step in range(1, x.shape[0]):
+            spk, mem = self.lif(self.fc(x[step - 1] + x[step]), mem)
+            out.append(spk)
+        return torch.stack(out)
+
+
+CASES.append(Case("input_of_another_step", seeded(ReadsLastStep), lambda rng: spikes(rng, (T, B, 16)),
+                  expect="NIR feeds every layer the input of the current step"))

@@ -77,7 +77,7 @@ def test_pseudo_layers_and_provenance():
     assert ops == ["conv", "scale", "relu", "max_pool2d", "cast", "avg_pool2d"]
     assert tr.calls[1].params == {"scale": 10.0} and tr.calls[3].params["kernel_size"] == 2
     assert tr.calls[5].params["divisor_override"] == 1 and tr.calls[4].params == {"dtype": "float16"}
-    assert tr.calls[0].args[0] == Input()  # x[t, :, :, :] is a time step of the input
+    assert tr.calls[0].args[0] == Input(0) and tr.input_offsets() == {0}  # x[t, :, :, :] is a time step of the input
     out, other = tr.output
     assert isinstance(out, Stack) and len(out.parts) == 3  # out[t] = ... over the steps
     assert isinstance(other, Opaque) and other.op == "exp"

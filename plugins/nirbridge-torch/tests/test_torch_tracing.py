@@ -35,7 +35,7 @@ def test_time_loop_sums_and_stack():
     rec1 = calls["rec"][1]
     assert tr.terms(rec1.args[0], 1) == ([Term("act", (), 1)], None)  # last step's output
     assert calls["rec"][0].args[0] == Const(zero=True)  # the zero initial state
-    assert calls["fc"][0].args[0] == Input()
+    assert calls["fc"][0].args[0] == Input(0) and calls["fc"][2].args[0] == Input(2)  # x[t]
     assert isinstance(tr.output, Stack) and all(isinstance(p, Out) for p in tr.output.parts)
 
 

@@ -338,6 +338,10 @@ class _Builder:
                                  reason=f"layers called an unequal number of times per run ({', '.join(f'{self.names[k]}: {n}' for k, n in counts.items())}): "
                                  "not one call per layer per time step"))
             return None, self.report
+        if len(self.tr.input_offsets()) > 1:
+            self.gaps.append(Gap(GRAPH_NODE, "input", "unsupported", reason="layers read the input at other time steps than the one they run "
+                                 "(x[t - 1], x[0] at every step, ...): NIR feeds every layer the input of the current step"))
+            return None, self.report
         problems = {key: self._wiring(key, calls) for key, calls in self.groups.items()}
         outputs, reads = self._outputs()
         for key, calls in self.groups.items():

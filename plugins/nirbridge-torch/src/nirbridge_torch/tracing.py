@@ -48,9 +48,9 @@ Path = tuple[int, ...]
 
 @dataclass(frozen=True)
 class Input:
-    """The sample (or a time step or slice of it, `x[t]`, `x[:T]`)."""
+    """The sample, a slice of its time axis (`x[:T]`), or time step `index` of it (`x[t]`)."""
 
-    name: str = "input"
+    index: int | None = None
 
 
 @dataclass(frozen=True)
@@ -138,6 +138,16 @@ class Trace:
         for call in self.calls:
             out.setdefault(call.key, []).append(call)
         return out
+
+    def input_offsets(self) -> set[int]:
+        """For every call reading a time step of the input (`x[t]`): that index minus the
+        call's step. One value when every layer reads the input of the step it runs."""
+        def indices(source: Any) -> set[int]:
+            if isinstance(source, Input):
+                return set() if source.index is None else {source.index}
+            return {i for part in source.parts for i in indices(part)} if isinstance(source, Sum) else set()
+
+        return {i - call.step for call in self.calls for i in (indices(call.args[0]) if call.args else ())}
 
     def terms(self, source: Source, step: int) -> tuple[list[Term], str | None]:
         """The contributions a value read at `step` is made of, or an error message."""
@@ -318,7 +328,8 @@ class _Tracer:
             self.new_call(f"cast@{_site()}", None, [src], out, op="cast", params={"dtype": str(out.dtype).replace("torch.", "")})
             return None
         if name == "__getitem__" and isinstance(first, Input) and single and _is_time_index(args[1]):
-            return first
+            head = args[1][0] if isinstance(args[1], tuple) else args[1]
+            return Input(int(head)) if first.index is None and not isinstance(head, slice) else first
         if name in _ADD and len(args) >= 2 and not kwargs.get("alpha"):
             a, b = args[0], args[1]
             if self.traced(a) and self.traced(b) and a.shape == b.shape:
