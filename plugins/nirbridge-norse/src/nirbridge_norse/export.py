@@ -92,44 +92,48 @@ def is_leaf(module: torch.nn.Module) -> bool:
 # ----------------------------------------------------------------------------- neurons
 
 
-def _neuron(layer: Layer, family: str) -> Piece:
-    module, name, kind = layer.module, layer.name, layer.kind
-    p = module.p
-    problems = []
-    method = getattr(p, "method", "super")
-    if method not in THRESHOLD_METHODS:
-        problems.append(f"threshold method {method!r} (deterministic methods: {', '.join(THRESHOLD_METHODS)})")
-    scale = layer.policy.dt / float(getattr(module, "dt", layer.policy.dt))  # tau_nir = scale / tau_inv keeps dt/tau per step
-    reset = "to_reset"
-    if family == "lif_box":
-        from norse.torch.functional.reset import reset_subtract, reset_value
+def _reset(p) -> str | None:
+    """The NIR reset of a LIFBoxCell's reset_method, None when unknown."""
+    from norse.torch.functional.reset import reset_subtract, reset_value
 
-        if p.reset_method is reset_subtract:
-            reset = "subtract"
-        elif p.reset_method is not reset_value:
-            problems.append(f"reset_method {getattr(p.reset_method, '__name__', p.reset_method)!r} (known: reset_value, reset_subtract)")
-    shape = layer.shape
-    if family in ("lif_rec", "li_linear"):
-        shape = (int(module.hidden_size),)
-        if len(layer.shape) != 1:
-            problems.append(f"input of shape {layer.shape}: {kind} applies input_weights to the last dimension only and keeps "
-                            "a state per leading index, which a NIR Linear (a matrix on a vector) cannot express; flatten the input first")
+    return {reset_subtract: "subtract", reset_value: "to_reset"}.get(p.reset_method)
+
+
+def _parameters(layer: Layer, family: str, shape: tuple[int, ...]) -> tuple[dict[str, np.ndarray], list[str]]:
+    """The cell's parameters at the neuron shape, and why NIR cannot hold the cell (if so)."""
+    p = layer.module.p
+    problems = []
+    if getattr(p, "method", "super") not in THRESHOLD_METHODS:
+        problems.append(f"threshold method {p.method!r} (deterministic methods: {', '.join(THRESHOLD_METHODS)})")
+    if family == "lif_box" and _reset(p) is None:
+        problems.append(f"reset_method {getattr(p.reset_method, '__name__', p.reset_method)!r} (known: reset_value, reset_subtract)")
+    if family in ("lif_rec", "li_linear") and len(layer.shape) != 1:
+        problems.append(f"input of shape {layer.shape}: {layer.kind} applies input_weights to the last dimension only and keeps "
+                        "a state per leading index, which a NIR Linear (a matrix on a vector) cannot express; flatten the input first")
     try:
-        arr = {k: full(getattr(p, k), shape, f"{name}.p.{k}") for k in p._fields if k not in ("method", "alpha", "reset_method")}
+        arr = {k: full(getattr(p, k), shape, f"{layer.name}.p.{k}") for k in p._fields if k not in ("method", "alpha", "reset_method")}
     except DtypeError:
         raise
     except NirbridgeError as exc:
-        problems.append(f"parameters do not fit the neuron shape {shape}: {exc}")
-        arr = {}
-    if arr and family in ("li_box", "li", "li_linear") and np.any(arr["v_leak"] != 0):
+        return {}, problems + [f"parameters do not fit the neuron shape {shape}: {exc}"]
+    leak = "v_leak" in arr and np.any(arr["v_leak"] != 0)
+    if leak and family in ("li_box", "li", "li_linear"):
         problems.append("v_leak != 0: Norse starts v at v_leak, NIR at 0, and a leaky integrator's output is v itself")
-    if arr and family == "lif_box" and reset == "subtract" and np.any(arr["v_leak"] != 0):
+    if leak and family == "lif_box" and _reset(p) == "subtract":
         problems.append("reset_subtract with v_leak != 0: NIR starts v at 0, and the shift that makes that exact would change the subtracted threshold")
-    if arr and any(not np.all(np.isfinite(a)) for a in arr.values()):
+    if any(not np.all(np.isfinite(a)) for a in arr.values()):
         problems.append("non-finite parameters")
     problems += [f"{key} must be > 0" for key in ("tau_mem_inv", "tau_syn_inv") if key in arr and np.any(arr[key] <= 0)]
+    return arr, problems
+
+
+def _neuron(layer: Layer, family: str) -> Piece:
+    module, name, kind = layer.module, layer.name, layer.kind
+    shape = (int(module.hidden_size),) if family in ("lif_rec", "li_linear") else layer.shape
+    arr, problems = _parameters(layer, family, shape)
     if problems:
         return Piece.refused(name, kind, "; ".join(problems))
+    scale = layer.policy.dt / float(getattr(module, "dt", layer.policy.dt))  # tau_nir = scale / tau_inv keeps dt/tau per step
 
     def tau(key: str) -> np.ndarray:
         return (scale / arr[key].astype(np.float64)).astype(np.float32)
@@ -139,7 +143,7 @@ def _neuron(layer: Layer, family: str) -> Piece:
     if family == "lif_box":
         node = g.LIF(tau=tau("tau_mem_inv"), r=ones, v_leak=zeros, v_threshold=arr["v_th"] - arr["v_leak"], v_reset=arr["v_reset"] - arr["v_leak"])
         piece = Piece.node(name, node, kind, binary=True)
-        if reset == "subtract":
+        if _reset(module.p) == "subtract":
             piece.overrides = {name: {"reset": "subtract"}}
         return piece
     if family == "iaf":
