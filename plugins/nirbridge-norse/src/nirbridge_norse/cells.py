@@ -96,10 +96,12 @@ class NativeCell(torch.nn.Module):
             if isinstance(value, torch.nn.Parameter):
                 self.register_parameter(field, value)
         self.r = tensor(node.r) if isinstance(node, CURRENT_BASED) else None
-        self.now = SimpleNamespace(state=None, previous=None, input=None, out=None)  # per-step state: no nn.Module.__setattr__ per step
+        # per-step state in a plain namespace (no nn.Module.__setattr__ per step); `jump`: the
+        # current the membrane update saw, kept for recording (current-based cells only)
+        self.now = SimpleNamespace(state=None, jump=None, out=None)
 
     def reset_state(self) -> None:
-        self.now.state = self.now.previous = self.now.input = self.now.out = None
+        self.now.state = self.now.jump = self.now.out = None
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.scale is not None:
@@ -107,7 +109,8 @@ class NativeCell(torch.nn.Module):
         cell, now = self.cell, self.now
         if now.state is None:
             now.state = zero_state(cell, x)
-        now.previous, now.input = now.state, x
+        if self.r is not None:
+            now.jump = (now.state.i, x)
         now.out, now.state = cell.activation(x, now.state, cell.p, cell.dt)  # what the cell's forward does, given a state
         return now.out
 
@@ -116,8 +119,8 @@ class NativeCell(torch.nn.Module):
         of the last step."""
         now = self.now
         state = {"v": now.state.v}
-        if hasattr(now.state, "i"):
-            state["I"] = (now.previous.i + now.input) / self.r
+        if self.r is not None:
+            state["I"] = (now.jump[0] + now.jump[1]) / self.r
         if self.node_type in ("IF", "LIF", "CubaLIF"):
             state["spikes"] = now.out
         return state

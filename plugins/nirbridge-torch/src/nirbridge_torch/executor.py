@@ -6,8 +6,10 @@ follows the same rule as the NumPy reference. A node with several incoming edges
 their sum, added in edge order. Stateful node modules may define `reset_state()` (called by
 `GraphModule.reset`) and `record_state() -> dict[str, Tensor]` (the `v`, `I`, `spikes` of the
 last step, used when a node is recorded). The schedule is compiled once into a list of slots,
-and per-step values live in a plain namespace (`nn.Module.__setattr__` costs microseconds), so
-a step costs the modules' own work and little else.
+per-step values live in a plain namespace (`nn.Module.__setattr__` costs microseconds), and a
+step keeps no intermediate value alive after it (unless `keep_values`, for recording): its
+memory is reused at once, as in a plain `nn.Sequential`. A step costs the modules' own work
+and little else.
 """
 
 from __future__ import annotations
@@ -52,6 +54,7 @@ class GraphModule(torch.nn.Module):
         ]
         self._delayed = {slot[s] for s, _ in self.schedule.delayed}
         self.step_values = SimpleNamespace(previous=None, values=None)  # this step's and, where read, last step's values
+        self.keep_values = False  # keep every node's value of the last step (`last_values`, recording)
 
     def module(self, name: str) -> torch.nn.Module:
         return self.node_modules[module_key(name)]
@@ -84,7 +87,7 @@ class GraphModule(torch.nn.Module):
                 if total is None:
                     total = torch.zeros((first.shape[0], *shape), dtype=first.dtype, device=first.device)
             values[s] = total if key is None else modules[key](total)
-        now.values = values
+        now.values = values if self.keep_values else None
         if self._delayed:  # only what the next step reads
             now.previous = [values[i] if i in self._delayed else None for i in range(len(values))]
         if len(self._outputs) == 1:
@@ -93,7 +96,7 @@ class GraphModule(torch.nn.Module):
 
     @property
     def last_values(self) -> dict[str, torch.Tensor]:
-        """Every node's output of the last step, by name."""
+        """Every node's output of the last step, by name (kept while `keep_values` is set)."""
         values = self.step_values.values
         if values is None:
             return {}
@@ -116,15 +119,19 @@ def run_sequence(model: GraphModule, x, *, record=()) -> SimulationResult:
     model.reset()
     outputs: dict[str, list] = {name: [] for name, _ in model._outputs}
     states: dict[str, dict[str, list]] = {name: {} for name in record}
-    with torch.no_grad():
-        for t in range(steps):
-            step = {k: v[t] for k, v in seq.items()}
-            model(step[None] if None in step else step)
-            for name, s in model._outputs:
-                outputs[name].append(model.step_values.values[s])
-            for name in record:
-                for var, value in model.recorded(name).items():
-                    states[name].setdefault(var, []).append(value)
+    keep, model.keep_values = model.keep_values, True
+    try:
+        with torch.no_grad():
+            for t in range(steps):
+                step = {k: v[t] for k, v in seq.items()}
+                model(step[None] if None in step else step)
+                for name, s in model._outputs:
+                    outputs[name].append(model.step_values.values[s])
+                for name in record:
+                    for var, value in model.recorded(name).items():
+                        states[name].setdefault(var, []).append(value)
+    finally:
+        model.keep_values = keep
     stack = lambda values: torch.stack(values).detach().cpu().numpy()  # noqa: E731
     return SimulationResult(
         outputs={k: stack(v) for k, v in outputs.items()},
