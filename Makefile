@@ -29,6 +29,7 @@ demo: install
 bench: install
 	$(PY) benchmarks/bench_io.py
 	$(PY) benchmarks/bench_simulator.py
+	$(PY) -m benchmarks.bench_torch
 
 clean:
 	rm -rf $(VENV) .pytest_cache .hypothesis
