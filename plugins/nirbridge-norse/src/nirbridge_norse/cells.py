@@ -95,7 +95,7 @@ class NativeCell(torch.nn.Module):
             value = getattr(self.cell.p, field)
             if isinstance(value, torch.nn.Parameter):
                 self.register_parameter(field, value)
-        self.r = tensor(node.r) if isinstance(node, CURRENT_BASED) else None
+        self.register_buffer("r", tensor(node.r) if isinstance(node, CURRENT_BASED) else None)  # moves with .to(device)
         # per-step state in a plain namespace (no nn.Module.__setattr__ per step); `jump`: the
         # current the membrane update saw, kept for recording (current-based cells only)
         self.now = SimpleNamespace(state=None, jump=None, out=None)
