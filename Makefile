@@ -32,6 +32,7 @@ bench: install
 	$(PY) -m benchmarks.bench_simulator --write
 	$(PY) -m benchmarks.bench_memory --write
 	$(PY) -m benchmarks.bench_large_graph --write
+	$(PY) -m benchmarks.bench_torch
 
 clean:
 	rm -rf $(VENV) .pytest_cache .hypothesis

@@ -13,7 +13,8 @@ from nirbridge.reference import simulate
 from nirbridge.report import GapWarning
 from nirbridge.semantics import Policy
 from nirbridge.testing import BackendConformance, build_case, case_policy
-from nirbridge_norse import NativeCell, NorseBackend, PolicyCell
+from nirbridge_norse import NativeCell, NorseBackend
+from nirbridge_torch.cells import PolicyNeuron
 
 
 class TestNorseConformance(BackendConformance):
@@ -30,8 +31,8 @@ class TestNorseNativeOnlyConformance(BackendConformance):
     def test_builds_stock_cells_only(self, case: str) -> None:
         policy = case_policy(case, self._policy())
         model = nirbridge.convert(build_case(case, policy), to=self._backend(), policy=policy)
-        cells = [m for m in model.modules() if isinstance(m, (NativeCell, PolicyCell))]
-        assert not any(isinstance(m, PolicyCell) for m in cells)
+        cells = [m for m in model.modules() if isinstance(m, (NativeCell, PolicyNeuron))]
+        assert not any(isinstance(m, PolicyNeuron) for m in cells)
         neurons = [n for n, node in model.graph.nodes.items() if node.type in ("IF", "LI", "LIF", "CubaLI", "CubaLIF")]
         assert len(cells) == len(neurons)
 

@@ -13,9 +13,10 @@ from nirbridge.compare import compare
 from nirbridge.errors import GapError
 from nirbridge.reference import simulate
 from nirbridge.semantics import Policy
-from nirbridge_norse import NativeCell, PolicyCell, from_nir
+from nirbridge_norse import NativeCell, from_nir
 from nirbridge_norse.build import probe_input
 from nirbridge_torch import run_sequence
+from nirbridge_torch.cells import PolicyNeuron
 
 F = np.float32
 NEURONS = ("I", "IF", "LI", "LIF", "CubaLI", "CubaLIF")
@@ -103,7 +104,7 @@ def test_every_neuron_matches_reference_under_every_preset(kind, preset, seed, r
     c = cmp["n"]
     assert c.ok, (c, model.report)
     cell = model.module("n")
-    if isinstance(cell, PolicyCell):  # the exact cell follows the reference operation by operation
+    if isinstance(cell, PolicyNeuron):  # the exact cell follows the reference operation by operation
         assert c.identical, c
     else:
         assert isinstance(cell, NativeCell)
@@ -131,7 +132,7 @@ def test_norse_preset_uses_stock_cells_and_snntorch_preset_exact_cells():
         cell = from_nir(graph, policy=Policy.preset("norse")).module("n")
         assert type(cell.cell).__name__ == cls
         exact = from_nir(graph, policy=Policy.preset("snntorch")).module("n")
-        assert isinstance(exact, PolicyCell) == (kind in SPIKING), kind
+        assert isinstance(exact, PolicyNeuron) == (kind in SPIKING), kind
 
 
 def test_r_and_w_in_are_honoured():

@@ -146,8 +146,16 @@ def test_recurrent_bias_moves_into_the_feeding_layer():
     ref = simulate(graph, x, record=["1.lif"])
     assert_fires(ref.states["1.lif"]["spikes"])
     np.testing.assert_array_equal(ref.output, native["out"])
-    with pytest.raises(GapError, match="bias"):  # fed by the input itself: nowhere to put the bias
-        to_nir(nn.Sequential(rleaky), sample=np.zeros((1, 4), np.float32))
+    # fed by the input itself: an identity Affine in front of the neuron carries the bias
+    alone = nn.Sequential(rleaky)
+    graph, report = export(alone, sample=x[0, :, :1].repeat(4, axis=1))
+    assert graph.nodes["0_bias"].type == "Affine" and np.array_equal(graph.nodes["0_bias"].weight, np.eye(4, dtype=np.float32))
+    np.testing.assert_array_equal(graph.nodes["0_bias"].bias, rleaky.recurrent.bias.detach().numpy())
+    assert any("identity" in n for n in report.notes)
+    xs = np.repeat(x[..., :1], 4, axis=2)
+    ref = simulate(graph, xs, record=["0.lif"])
+    assert_fires(ref.states["0.lif"]["spikes"])
+    np.testing.assert_array_equal(ref.output, run_stepwise(alone, xs)["out"])
 
 
 def test_all_unsupported_layers_reported_at_once():

@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 import torch.nn as nn
 
-from nirbridge_torch.tracing import Input, Opaque, Out, Stack, Sum, Term, trace
+from nirbridge_torch.tracing import Const, Input, Opaque, Out, Stack, Sum, Term, trace
 
 
 class Loop(nn.Module):
@@ -31,11 +31,11 @@ def test_time_loop_sums_and_stack():
     act1 = calls["act"][1]
     assert isinstance(act1.args[0], Sum)
     terms, error = tr.terms(act1.args[0], 1)
-    assert error is None and Term("fc", None, 0) in terms and Term("rec", None, 0) in terms
+    assert error is None and Term("fc", (), 0) in terms and Term("rec", (), 0) in terms
     rec1 = calls["rec"][1]
-    assert tr.terms(rec1.args[0], 1) == ([Term("act", None, 1)], None)  # last step's output
-    assert calls["rec"][0].args[0] is None and calls["rec"][0].zero[0] is True  # the zero initial state
-    assert calls["fc"][0].args[0] == Input()
+    assert tr.terms(rec1.args[0], 1) == ([Term("act", (), 1)], None)  # last step's output
+    assert calls["rec"][0].args[0] == Const(zero=True)  # the zero initial state
+    assert calls["fc"][0].args[0] == Input(0) and calls["fc"][2].args[0] == Input(2)  # x[t]
     assert isinstance(tr.output, Stack) and all(isinstance(p, Out) for p in tr.output.parts)
 
 

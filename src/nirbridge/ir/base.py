@@ -202,7 +202,10 @@ class Node(BaseModel):
         return self.type  # type: ignore[attr-defined]
 
     def replace(self, **changes: Any):
-        """A copy with `changes`, validated again (a Graph revalidates its whole tree)."""
+        """A copy with `changes`, validated again (a Graph revalidates its whole tree). A change
+        of the metadata alone leaves the validated arrays as they are (they cannot change)."""
+        if changes.keys() == {"metadata"} and isinstance(changes["metadata"], dict):
+            return BaseModel.model_copy(self, update={"metadata": plain(dict(changes["metadata"]))})
         return type(self)(**({k: getattr(self, k) for k in type(self).model_fields} | changes))
 
     def model_copy(self, *, update: dict[str, Any] | None = None, deep: bool = False):

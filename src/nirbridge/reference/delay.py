@@ -1,44 +1,18 @@
 """Delay nodes: y[k] = x[k - d] with d = delay / dt steps per element, zero before the start.
 
-`delay / dt` must be a whole number up to the rounding of the stored delay (16 ulps of its
-dtype, relative); otherwise `PolicyError` names the node and element. A delay of `steps` or
-more (the length of the run) only ever reads zeros, so it is cut to `steps`: the line keeps at
-most min(max d, steps) past inputs, whatever the delay says (1e30 s included).
+d comes from `nirbridge.semantics.delay_steps` (the one rule for every backend), cut to the
+length of the run: a delay of that many steps or more only ever reads zeros, so the line keeps
+at most min(max d, steps) past inputs, whatever the delay says (1e30 s included).
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from ..errors import PolicyError, Problem, SimulationError
 from ..ir import Delay
-from ..semantics import Policy
+from ..semantics import Policy, delay_steps
 
 Shape = tuple[int, ...]
-
-
-def delay_steps(name: str, node: Delay, dt: float, in_shape: Shape, steps: int) -> np.ndarray:
-    """The delay of every element in whole steps, cut to `steps`, shaped like the input (int64)."""
-    delay = np.asarray(node.delay)
-    try:
-        delay = np.broadcast_to(delay, in_shape)
-    except ValueError:
-        raise SimulationError(
-            problems=[Problem(f"nodes.{name}.delay", f"shape {delay.shape} does not fit the input shape {tuple(in_shape)}")]
-        ) from None
-    eps = np.finfo(delay.dtype if delay.dtype.kind == "f" else np.float64).eps
-    with np.errstate(over="ignore"):
-        exact = delay.astype(np.float64) / dt
-    whole = np.rint(exact)
-    whole_enough = (np.abs(exact - whole) <= 16 * eps * np.maximum(1.0, np.abs(exact))) | np.isposinf(exact)
-    bad = ~whole_enough | (whole < 0)
-    if bad.any():
-        idx = tuple(int(i) for i in np.argwhere(bad)[0])
-        where = f"nodes.{name}.delay" + ("[" + ", ".join(map(str, idx)) + "]" if idx else "")
-        raise PolicyError(
-            problems=[Problem(where, f"{delay[idx]} s is not a whole number >= 0 of steps of dt = {dt} s ({exact[idx]} steps)")]
-        )
-    return np.minimum(whole, steps).astype(np.int64)
 
 
 class DelayLine:
@@ -48,7 +22,7 @@ class DelayLine:
 
     def __init__(self, name: str, node: Delay, policy: Policy, in_shape: Shape, dtype, steps: int):
         self.name, self.shape, self.dtype = name, tuple(in_shape), np.dtype(dtype)
-        self.steps = delay_steps(name, node, policy.dt, self.shape, steps).reshape(-1)  # (F,)
+        self.steps = delay_steps(name, node, policy.dt, self.shape, limit=steps).reshape(-1)  # (F,)
         self.longest = int(self.steps.max()) if self.steps.size else 0
 
     def buffer_bytes(self, batch: int) -> int:

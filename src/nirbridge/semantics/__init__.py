@@ -5,6 +5,7 @@ from .discretization import (
     StepConstants,
     current_gain,
     decay,
+    delay_steps,
     leaky_from_nir,
     leaky_to_nir,
     step_constants,
@@ -20,6 +21,6 @@ from .presets import PRESETS
 
 __all__ = [
     "FIELDS", "METADATA_KEY", "POLICY_FIELDS", "PRESETS", "DtInference", "NodePolicy", "Policy", "ResolvedPolicy", "StepConstants",
-    "current_gain", "decay", "infer_dt", "leaky_from_nir", "leaky_to_nir", "policy_differences", "resolve_policy", "step_constants",
+    "current_gain", "decay", "delay_steps", "infer_dt", "leaky_from_nir", "leaky_to_nir", "policy_differences", "resolve_policy", "step_constants",
     "synaptic_from_nir", "synaptic_to_nir", "tau_from_decay", "unit_gain", "with_policy",
 ]

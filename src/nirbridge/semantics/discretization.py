@@ -11,6 +11,9 @@ the share of a held current that one step adds (`current_gain`). snnTorch's conv
 
 Every function computes in float64 and returns the input's float dtype (float32 stays float32);
 non-float inputs give float64. Bad values raise `PolicyError` naming the argument.
+`step_constants` also runs in another array namespace (torch, jax.numpy): one formula for the
+NumPy reference and every simulator built on other arrays, differentiable where they are.
+Delays become whole steps with `delay_steps`, the one rule for every simulator.
 """
 
 from __future__ import annotations
@@ -20,7 +23,7 @@ from typing import Any
 import numpy as np
 from pydantic import BaseModel, ConfigDict
 
-from ..errors import PolicyError, Problem
+from ..errors import PolicyError, Problem, ResourceLimitError, SimulationError
 from .fields import Integration
 from .policy import Policy, dt_error
 
@@ -61,12 +64,12 @@ def _out(arr: np.ndarray, dtype: np.dtype):
     return out[()] if out.ndim == 0 else out
 
 
-def _decay(tau: np.ndarray, dt: float, integration: str) -> np.ndarray:
-    return 1 - dt / tau if integration == "euler" else np.exp(-dt / tau)
+def _decay(tau: Any, dt: float, integration: str, xp: Any = np) -> Any:
+    return 1 - dt / tau if integration == "euler" else xp.exp(-dt / tau)
 
 
-def _gain(tau: np.ndarray, dt: float, integration: str) -> np.ndarray:
-    return dt / tau if integration == "euler" else -np.expm1(-dt / tau)
+def _gain(tau: Any, dt: float, integration: str, xp: Any = np) -> Any:
+    return dt / tau if integration == "euler" else -xp.expm1(-dt / tau)
 
 
 def _tau_from_decay(name: str, a: Any, dt: float, integration: str) -> tuple[np.ndarray, np.dtype]:
@@ -129,25 +132,78 @@ class StepConstants(BaseModel):
     v_leak_term: Any = None
 
 
-def step_constants(node, policy: Policy) -> StepConstants:
+def step_constants(node, policy: Policy, xp: Any = np) -> StepConstants:
     """The `StepConstants` of a neuron node (I, IF, LI, LIF, CubaLI, CubaLIF) under `policy`,
-    the node's effective policy (`policy.for_node(name, node.type)`)."""
-    p = {f: np.asarray(getattr(node, f), dtype=np.float64) for f in node.float_fields}
-    dt, integration, impulse = policy.dt, policy.integration, policy.input == "impulse"
+    the node's effective policy (`policy.for_node(name, node.type)`).
+
+    `node`: a NIR node, or any object with its `type`, `float_fields` and those fields as
+    attributes (a torch module holding them as parameters). `xp`: the array namespace the
+    arithmetic runs in. With NumPy (the default) fields are read as float64 arrays and time
+    constants checked (`PolicyError`); other namespaces (torch, jax.numpy) take the fields as
+    they are (pass float64 arrays) and compute the same formula on them, with gradients."""
+    if xp is np:
+        p = {f: np.asarray(getattr(node, f), dtype=np.float64) for f in node.float_fields}
+        for name in ("tau", "tau_mem", "tau_syn"):
+            if name in p:
+                _tau(name, p[name])
+    else:
+        p = {f: getattr(node, f) for f in node.float_fields}
+    dt, integration, impulse = _step(policy.dt, policy.integration), policy.integration, policy.input == "impulse"
+    decay_of = lambda tau: _decay(tau, dt, integration, xp)  # noqa: E731
+    gain_of = lambda tau: _gain(tau, dt, integration, xp)  # noqa: E731
     if node.type in ("I", "IF"):
         return StepConstants(gain=p["r"] if impulse else dt * p["r"])
     if node.type in ("LI", "LIF"):
-        c = current_gain(p["tau"], dt, integration)
-        return StepConstants(a=decay(p["tau"], dt, integration), gain=p["r"] if impulse else c * p["r"], leak=c * p["v_leak"])
-    c_mem = current_gain(p["tau_mem"], dt, integration)
-    c_syn = current_gain(p["tau_syn"], dt, integration)
+        c = gain_of(p["tau"])
+        return StepConstants(a=decay_of(p["tau"]), gain=p["r"] if impulse else c * p["r"], leak=c * p["v_leak"])
+    c_mem, c_syn = gain_of(p["tau_mem"]), gain_of(p["tau_syn"])
     return StepConstants(
-        a=decay(p["tau_mem"], dt, integration),
+        a=decay_of(p["tau_mem"]),
         gain=p["w_in"] if impulse else c_syn * p["w_in"],
-        a_syn=decay(p["tau_syn"], dt, integration),
+        a_syn=decay_of(p["tau_syn"]),
         c_r=c_mem * p["r"],
         v_leak_term=c_mem * p["v_leak"],
     )
+
+
+#: the longest delay, in steps, a backend without a known run length is asked to hold
+MAX_DELAY_STEPS = 1 << 24
+
+
+def delay_steps(name: str, node, dt: float, in_shape: tuple[int, ...], limit: int | None = None) -> np.ndarray:
+    """The delay of every element of a Delay node in whole steps of `dt`, shaped `in_shape`
+    (int64). `delay / dt` must be a whole number >= 0 up to the rounding of the stored delay (16
+    ulps of its dtype, relative), so a 0.01 s delay stored in float32 is 100 steps at dt = 1e-4;
+    otherwise `PolicyError` names the node and element. A run of `limit` steps only ever reads
+    zeros from a delay of `limit` or more, so such delays are cut to `limit` (1e30 s included);
+    without a limit, a delay over MAX_DELAY_STEPS raises `ResourceLimitError`."""
+    delay = np.asarray(node.delay)
+    try:
+        delay = np.broadcast_to(delay, in_shape)
+    except ValueError:
+        raise SimulationError(
+            problems=[Problem(f"nodes.{name}.delay", f"shape {delay.shape} does not fit the input shape {tuple(in_shape)}")]
+        ) from None
+    eps = np.finfo(delay.dtype if delay.dtype.kind == "f" else np.float64).eps
+    with np.errstate(over="ignore"):
+        exact = delay.astype(np.float64) / dt
+    whole = np.rint(exact)
+    whole_enough = (np.abs(exact - whole) <= 16 * eps * np.maximum(1.0, np.abs(exact))) | np.isposinf(exact)
+    bad = ~whole_enough | (whole < 0)
+    if bad.any():
+        idx = tuple(int(i) for i in np.argwhere(bad)[0])
+        where = f"nodes.{name}.delay" + ("[" + ", ".join(map(str, idx)) + "]" if idx else "")
+        raise PolicyError(
+            problems=[Problem(where, f"{delay[idx]} s is not a whole number >= 0 of steps of dt = {dt} s ({exact[idx]} steps)")]
+        )
+    if limit is not None:
+        return np.minimum(whole, limit).astype(np.int64)
+    if whole.size and whole.max() > MAX_DELAY_STEPS:
+        idx = tuple(int(i) for i in np.argwhere(whole > MAX_DELAY_STEPS)[0])
+        where = f"nodes.{name}.delay" + ("[" + ", ".join(map(str, idx)) + "]" if idx else "")
+        raise ResourceLimitError(problems=[Problem(where, f"{delay[idx]} s is {exact[idx]:.3g} steps of dt = {dt} s, "
+                                                          f"over the {MAX_DELAY_STEPS:,} steps a delay line may hold")])
+    return whole.astype(np.int64)
 
 
 def _to_nir(name: str, a: Any, dt: float, integration: str):

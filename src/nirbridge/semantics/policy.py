@@ -201,8 +201,10 @@ def _as_text(value: Any) -> str | None:
 
 
 def with_policy(graph, policy: Policy):
-    """`graph` with `policy` written into its metadata (replacing any policy there)."""
-    return graph.replace(metadata=dict(graph.metadata) | policy.to_metadata())
+    """`graph` with `policy` written into its metadata (replacing any policy there). Only the
+    metadata changes, so the graph (already valid) is not validated again: no pass over its
+    arrays."""
+    return graph.model_copy(update={"metadata": dict(graph.metadata) | policy.to_metadata()})
 
 
 def policy_differences(wanted: Policy, native: Policy, graph=None) -> list[str]:

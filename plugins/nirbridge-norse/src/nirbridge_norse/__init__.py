@@ -13,7 +13,6 @@ _LAZY = {
     "from_nir": "backend",
     "NorseGraph": "build",
     "NativeCell": "cells",
-    "PolicyCell": "cells",
     "to_nir": "export",
 }
 __all__ = sorted(_LAZY)

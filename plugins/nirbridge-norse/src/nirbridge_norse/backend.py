@@ -1,4 +1,5 @@
-"""`NorseBackend`: the `norse` backend of nirbridge."""
+"""`NorseBackend`: the `norse` backend of nirbridge. The torch toolkit
+(`nirbridge_torch.backend.TorchBackend`) does the work; this is Norse's table and quirks."""
 
 from __future__ import annotations
 
@@ -9,35 +10,19 @@ import torch
 
 from nirbridge import ir as g
 from nirbridge import plan
-from nirbridge.backends.base import Backend, BuildPlan, Handler, Support
+from nirbridge.backends.base import BuildPlan, Handler, Support
 from nirbridge.ir import Graph
 from nirbridge.result import SimulationResult
 from nirbridge.semantics import Policy
+from nirbridge_torch.backend import TorchBackend
+from nirbridge_torch.importing import stateless_handlers
 
 from . import build, export
 from .cells import native_reason
 
-
-def _handler(maps_to: str, *, native_only: bool) -> Handler:
-    def plan(name, node, policy, graph):
-        return build.plan_node(name, node, policy, native_only=native_only)
-
-    return Handler(Support("exact", maps_to=maps_to), plan=plan)
-
-
-_DECLARED = {
-    "Affine": "torch.nn.Linear",
-    "Linear": "torch.nn.Linear (no bias)",
-    "Scale": "Scale module",
-    "Conv1d": "torch.nn.Conv1d",
-    "Conv2d": "torch.nn.Conv2d",
-    "Flatten": "torch.nn.Flatten",
-    "SumPool2d": "sum pooling (avg_pool2d, divisor 1)",
-    "AvgPool2d": "torch.nn.AvgPool2d",
-    "Threshold": "Threshold module",
-    "Delay": "Delay module (ring buffer, delay/dt steps)",
-    "I": "PolicyCell (Norse has no plain integrator)",
-    "IF": "norse.torch.IAFCell (+ Scale for r, dt); PolicyCell for subtract reset",
+NEURON_MAPS = {
+    "I": "PolicyNeuron (Norse has no plain integrator)",
+    "IF": "norse.torch.IAFCell (+ Scale for r, dt); PolicyNeuron for subtract reset",
     "LI": "norse.torch.LIBoxCell (+ Scale for r)",
     "LIF": "norse.torch.LIFBoxCell (+ Scale for r); reset_subtract",
     "CubaLI": "norse.torch.LICell (+ Scale for w_in, r)",
@@ -45,46 +30,48 @@ _DECLARED = {
 }
 
 
-class NorseBackend(Backend):
+def _neuron(maps_to: str, *, native_only: bool) -> Handler:
+    def plan_node(name, node, policy, graph):
+        return build.plan_neuron(name, node, policy, native_only=native_only)
+
+    return Handler(Support("exact", maps_to=maps_to), plan=plan_node)
+
+
+class NorseBackend(TorchBackend):
     """Norse 1.1 models <-> NIR. `native_only=True` builds stock Norse cells only and reports
     the policies Norse lacks as approximate, measured on `probe` (a generated input when None);
-    the default builds exact cells on Norse's functional API for them."""
+    the default runs those nodes on the exact policy neuron."""
 
     name: ClassVar[str] = "norse"
     preset: ClassVar[str] = "norse"
     description: ClassVar[str] = "Norse (norse.torch) cells and torch layers"
+    model_class = build.NorseGraph
+    neuron_handlers = {t: _neuron(m, native_only=False) for t, m in NEURON_MAPS.items()}
 
     def __init__(self, native_only: bool = False, probe=None):
         self.native_only = native_only
         self.probe = probe
-        declared = dict(_DECLARED)
-        if native_only:  # stock cells only: no integrator, no policy cells
-            declared["IF"] = "norse.torch.IAFCell (+ Scale for r, dt)"
-        self.handlers = {t: _handler(m, native_only=native_only) for t, m in declared.items()}
-        if native_only:
-            self.handlers["I"] = Handler(
-                Support("unsupported", reason="Norse has no plain integrator (I) and native_only builds stock Norse cells only",
-                        suggestion="convert with native_only=False"),
-                plan=self.handlers["I"].plan,
-            )
+        if native_only:  # stock cells only: no integrator, no policy neurons
+            neurons = {t: _neuron(m, native_only=True) for t, m in NEURON_MAPS.items()}
+            neurons["IF"] = _neuron("norse.torch.IAFCell (+ Scale for r, dt)", native_only=True)
+            neurons["I"] = Handler(Support("unsupported", reason="Norse has no plain integrator (I) and native_only builds stock Norse cells only",
+                                           suggestion="convert with native_only=False"), plan=neurons["I"].plan)
+            self.handlers = {**stateless_handlers(), **neurons}
 
     def build(self, plan: BuildPlan) -> build.NorseGraph:
         return build.build_model(plan, native_only=self.native_only, probe=self.probe)
 
-    def accepts(self, obj: Any) -> bool:
-        if isinstance(obj, build.NorseGraph):
-            return True
-        return isinstance(obj, torch.nn.Module) and any(export.is_norse_module(m) for m in obj.modules())
+    def framework(self):
+        return export.FRAMEWORK
+
+    def is_native(self, module: Any) -> bool:
+        return export.is_norse_module(module)
 
     def export(self, obj: Any, *, policy: Policy | None = None, sample: Any = None):
         return export.to_nir(obj, policy=policy, sample=sample), []
 
-    def simulate(self, native: Any, x: np.ndarray, *, record: tuple[str, ...] = ()) -> SimulationResult:
-        from nirbridge_torch import GraphModule, run_sequence
-
-        if isinstance(native, GraphModule):
-            return run_sequence(native, x, record=record)
-        return simulate_native(native, x)
+    def simulate_native(self, model: torch.nn.Module, x: np.ndarray) -> SimulationResult:
+        return simulate_native(model, x)
 
     def supports_policy(self, policy: Policy, graph: Graph | None = None) -> Support:
         if not self.native_only:
@@ -124,18 +111,16 @@ def simulate_native(model: torch.nn.Module, x: np.ndarray) -> SimulationResult:
     take the whole sequence, models of cells (a bare cell or a SequentialState) one step at a
     time with their state, other modules one step at a time as they are."""
     seq = torch.as_tensor(np.asarray(x), dtype=torch.get_default_dtype())
-    time_mode = any(export._is_time_module(m) for m in model.modules())
     with torch.no_grad():
-        if time_mode:
+        if any(export.is_time_module(m) for m in model.modules()):
             out = model(seq)
             out = out[0] if isinstance(out, tuple) else out
         else:
-            state, outs = None, []
-            # SequentialState and bare Norse cells take and return their state
+            import norse.torch as n
             from norse.torch.module.snn import SNNCell, SNNRecurrentCell
 
-            n = export._norse()
             stateful = isinstance(model, (n.SequentialState, SNNCell, SNNRecurrentCell, n.LILinearCell))
+            state, outs = None, []
             for t in range(seq.shape[0]):
                 if stateful:
                     y, state = model(seq[t], state)

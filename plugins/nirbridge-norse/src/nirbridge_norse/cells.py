@@ -14,15 +14,15 @@ cells have no such parameter:
     LIFCell:     I' = I + g x;  v <- v + dt/tau_mem (v_leak - v + I');  I <- I' (1 - dt/tau_syn)
                                                                   g = r w_in dt/tau_syn (current), r w_in (impulse)
 
-and likewise LIBoxCell and LICell without spikes. `PolicyCell` reproduces any `Policy` (exact
-integration, subtractive or delayed reset, `ge` threshold, voltage-first current order)
-with the equations of docs/semantics.md, using Norse's `threshold` (surrogate gradients) and
-`reset_value`/`reset_subtract`.
+and likewise LIBoxCell and LICell without spikes. The cell's parameters (`tau_mem_inv`,
+`v_th`, ...) and the gain are trainable parameters of the adapter, and `to_node` reads them
+back into the node. Policies Norse lacks run on the torch toolkit's `PolicyNeuron`.
 """
 
 from __future__ import annotations
 
 import warnings
+from types import SimpleNamespace
 
 import numpy as np
 import torch
@@ -31,10 +31,11 @@ with warnings.catch_warnings():  # Norse 1.1 decorates with torch.jit.script, de
     warnings.filterwarnings("ignore", message=r"`torch.jit.script` is deprecated", category=FutureWarning)
     import norse.torch  # noqa: F401
 from norse.torch.functional.reset import reset_subtract, reset_value
-from norse.torch.functional.threshold import threshold as norse_threshold
 
 from nirbridge import ir as g
-from nirbridge.semantics import Policy, current_gain, step_constants
+from nirbridge.semantics import Policy, current_gain
+from nirbridge_torch.importing import like
+from nirbridge_torch.layers import Scale, compact, tensor
 
 SPIKING = (g.IF, g.LIF, g.CubaLIF)
 CURRENT_BASED = (g.CubaLI, g.CubaLIF)
@@ -76,21 +77,7 @@ def input_gain(node: g.Node, policy: Policy) -> np.ndarray:
     return p["r"] * syn
 
 
-class _Stateful(torch.nn.Module):
-    def __init__(self):
-        super().__init__()
-        self.state = None
-        self.last: dict[str, torch.Tensor] = {}
-
-    def reset_state(self) -> None:
-        self.state = None
-        self.last = {}
-
-    def record_state(self) -> dict[str, torch.Tensor]:
-        return dict(self.last)
-
-
-class NativeCell(_Stateful):
+class NativeCell(torch.nn.Module):
     """A stock Norse cell for one NIR neuron node, with its input gain as an explicit Scale.
 
     `cell` is the Norse module; `gain` is None when the gain is exactly 1 (then the cell sees
@@ -99,30 +86,64 @@ class NativeCell(_Stateful):
 
     def __init__(self, node: g.Node, policy: Policy, *, dt: float | None = None):
         super().__init__()
-        from nirbridge_torch.layers import Scale
-
         self.node_type = node.type
         dt = float(policy.dt if dt is None else dt)
         gain = input_gain(node, policy)
         self.scale = None if np.all(gain == 1.0) else Scale(gain)
         self.cell = make_norse_cell(node, policy, dt)
-        self.r = _const(node.r) if isinstance(node, CURRENT_BASED) else None
+        for field in self.cell.p._fields:  # the cell's tensors, registered so they train and are tracked
+            value = getattr(self.cell.p, field)
+            if isinstance(value, torch.nn.Parameter):
+                self.register_parameter(field, value)
+        self.register_buffer("r", tensor(node.r) if isinstance(node, CURRENT_BASED) else None)  # moves with .to(device)
+        # per-step state in a plain namespace (no nn.Module.__setattr__ per step); `jump`: the
+        # current the membrane update saw, kept for recording (current-based cells only)
+        self.now = SimpleNamespace(state=None, jump=None, out=None)
+
+    def reset_state(self) -> None:
+        self.now.state = self.now.jump = self.now.out = None
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.scale is not None:
             x = self.scale(x)
-        if self.state is None:
-            self.state = zero_state(self.cell, x)
-        previous = self.state
-        out, self.state = self.cell(x, previous)
-        last = {"v": self.state.v}
-        if isinstance(self.state, tuple) and hasattr(self.state, "i"):
-            current = previous.i + x  # the current Norse's membrane update saw (before decay)
-            last["I"] = current / self.r
+        cell, now = self.cell, self.now
+        if now.state is None:
+            now.state = zero_state(cell, x)
+        if self.r is not None:
+            now.jump = (now.state.i, x)
+        now.out, now.state = cell.activation(x, now.state, cell.p, cell.dt)  # what the cell's forward does, given a state
+        return now.out
+
+    def record_state(self) -> dict[str, torch.Tensor]:
+        """v, I (in NIR units: the current Norse's membrane update saw, divided by r) and spikes
+        of the last step."""
+        now = self.now
+        state = {"v": now.state.v}
+        if self.r is not None:
+            state["I"] = (now.jump[0] + now.jump[1]) / self.r
         if self.node_type in ("IF", "LIF", "CubaLIF"):
-            last["spikes"] = out
-        self.last = last
-        return out
+            state["spikes"] = now.out
+        return state
+
+    def to_node(self, node: g.Node, policy: Policy) -> g.Node:
+        """`node` with the cell's current parameters (the inverse of `make_norse_cell` and
+        `input_gain`)."""
+        p = {f: getattr(self.cell.p, f) for f in self.cell.p._fields}
+        value = lambda t: t.detach().cpu().numpy().astype(np.float64)  # noqa: E731
+        fields = {k: p[n] for k, n in (("v_leak", "v_leak"), ("v_threshold", "v_th"), ("v_reset", "v_reset")) if n in p and k in type(node).model_fields}
+        for nir_name, inverse in (("tau", "tau_mem_inv"), ("tau_mem", "tau_mem_inv"), ("tau_syn", "tau_syn_inv")):
+            if nir_name in type(node).model_fields:
+                fields[nir_name] = 1 / value(p[inverse])
+        gain = value(self.scale.scale) if self.scale is not None else np.float64(1.0)
+        dt, impulse = float(policy.dt), policy.input == "impulse"
+        if isinstance(node, (g.IF, g.I)):
+            fields["r"] = gain if impulse else gain / dt
+        elif isinstance(node, (g.LI, g.LIF)):
+            fields["r"] = gain * current_gain(np.broadcast_to(fields["tau"], np.shape(gain) or (1,)), dt, "euler") if impulse else gain
+        else:  # gain = r w_in (impulse) or r c_syn w_in: the gain is carried by w_in, r kept
+            r = np.asarray(node.r, dtype=np.float64)
+            fields["w_in"] = gain / r if impulse else gain / (r * current_gain(fields["tau_syn"], dt, "euler"))
+        return node.model_copy(update={k: like(v, getattr(node, k)) for k, v in fields.items()})
 
 
 def make_norse_cell(node: g.Node, policy: Policy, dt: float) -> torch.nn.Module:
@@ -131,35 +152,35 @@ def make_norse_cell(node: g.Node, policy: Policy, dt: float) -> torch.nn.Module:
 
     if isinstance(node, g.LIF):
         p = norse.LIFBoxParameters(
-            tau_mem_inv=_const(1.0 / np.asarray(node.tau, dtype=np.float64)),
-            v_leak=_const((node.v_leak)),
-            v_th=_const((node.v_threshold)),
-            v_reset=_const((node.v_reset)),
+            tau_mem_inv=_param(1.0 / np.asarray(node.tau, dtype=np.float64)),
+            v_leak=_param(node.v_leak),
+            v_th=_param(node.v_threshold),
+            v_reset=_param(node.v_reset),
             method="super",
             reset_method=reset_subtract if policy.reset == "subtract" else reset_value,
         )
         return norse.LIFBoxCell(p, dt=dt)
     if isinstance(node, g.IF):
-        p = norse.IAFParameters(v_th=_const((node.v_threshold)), v_reset=_const((node.v_reset)), method="super")
+        p = norse.IAFParameters(v_th=_param(node.v_threshold), v_reset=_param(node.v_reset), method="super")
         return norse.IAFCell(p, dt=dt)
     if isinstance(node, g.LI):
-        p = norse.LIBoxParameters(tau_mem_inv=_const(1.0 / np.asarray(node.tau, dtype=np.float64)), v_leak=_const((node.v_leak)))
+        p = norse.LIBoxParameters(tau_mem_inv=_param(1.0 / np.asarray(node.tau, dtype=np.float64)), v_leak=_param(node.v_leak))
         return norse.LIBoxCell(p, dt=dt)
     if isinstance(node, g.CubaLIF):
         p = norse.LIFParameters(
-            tau_syn_inv=_const(1.0 / np.asarray(node.tau_syn, dtype=np.float64)),
-            tau_mem_inv=_const(1.0 / np.asarray(node.tau_mem, dtype=np.float64)),
-            v_leak=_const((node.v_leak)),
-            v_th=_const((node.v_threshold)),
-            v_reset=_const((node.v_reset)),
+            tau_syn_inv=_param(1.0 / np.asarray(node.tau_syn, dtype=np.float64)),
+            tau_mem_inv=_param(1.0 / np.asarray(node.tau_mem, dtype=np.float64)),
+            v_leak=_param(node.v_leak),
+            v_th=_param(node.v_threshold),
+            v_reset=_param(node.v_reset),
             method="super",
         )
         return norse.LIFCell(p, dt=dt)
     if isinstance(node, g.CubaLI):
         p = norse.LIParameters(
-            tau_syn_inv=_const(1.0 / np.asarray(node.tau_syn, dtype=np.float64)),
-            tau_mem_inv=_const(1.0 / np.asarray(node.tau_mem, dtype=np.float64)),
-            v_leak=_const((node.v_leak)),
+            tau_syn_inv=_param(1.0 / np.asarray(node.tau_syn, dtype=np.float64)),
+            tau_mem_inv=_param(1.0 / np.asarray(node.tau_mem, dtype=np.float64)),
+            v_leak=_param(node.v_leak),
         )
         return norse.LICell(p, dt=dt)
     raise TypeError(f"no Norse cell for {node.type}")
@@ -183,89 +204,6 @@ def zero_state(cell: torch.nn.Module, x: torch.Tensor):
     raise TypeError(f"no zero state for {type(cell).__name__}")
 
 
-class PolicyCell(_Stateful):
-    """One NIR neuron node under any Policy, step by step, in the form and operation order of
-    the NumPy reference (docs/semantics.md; constants in float64, rounded once):
-
-        I, IF:          v[k] = v[k-1] + g x[k]                   g = dt r (current), r (impulse)
-        LI, LIF:        v[k] = a v[k-1] + (g x[k] + c v_leak)    g = c r (current), r (impulse)
-        CubaLI/CubaLIF: I[k] = a_syn I[k-1] + g x[k]             g = c_syn w_in (current), w_in (impulse)
-                        v[k] = a v[k-1] + (c r I[j] + c v_leak)  j = k (current_first), k-1 (voltage_first)
-        z[k] = Theta(v[k] - v_th)      (Norse `threshold`; `ge` also fires at v == v_th)
-        reset with Norse `reset_value` / `reset_subtract`, in step k (immediate) or k+1 (next_step)
-
-    with the constants of `nirbridge.semantics.step_constants`, shared with the reference."""
-
-    def __init__(self, node: g.Node, policy: Policy):
-        super().__init__()
-        self.node_type = node.type
-        self.policy = policy
-        self.spiking = isinstance(node, SPIKING)
-        self.cuba = isinstance(node, CURRENT_BASED)
-        k = step_constants(node, policy)
-        if self.cuba:
-            self.register_buffer("a_syn", _const(k.a_syn))
-            self.register_buffer("c_r", _const(k.c_r))
-            self.register_buffer("v_leak_term", _optional(k.v_leak_term))
-            self.voltage_first = policy.current_order == "voltage_first"
-        a, gain, leak = k.a, k.gain, k.leak
-        self.register_buffer("a", None if a is None else _const(a))
-        self.register_buffer("g", None if np.all(gain == 1) else _const(gain))
-        self.register_buffer("leak", _optional(leak))
-        if self.spiking:
-            self.register_buffer("v_th", _const(node.v_threshold))
-            self.register_buffer("v_reset", _const(node.v_reset))
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        policy = self.policy
-        if self.state is None:
-            zeros = torch.zeros_like(x)
-            self.state = {"v": zeros, "I": zeros, "z": zeros}
-        v, current, pending = self.state["v"], self.state["I"], self.state["z"]
-        u = x if self.g is None else x * self.g
-        if self.leak is not None:
-            u = u + self.leak
-        last = {}
-        if self.cuba:
-            if self.voltage_first:
-                term = current * self.c_r
-                current = current * self.a_syn + u
-            else:
-                current = current * self.a_syn + u
-                term = current * self.c_r
-            if self.v_leak_term is not None:
-                term = term + self.v_leak_term
-            u = term
-            last["I"] = current
-        v = u + (v if self.a is None else v * self.a)
-        z = pending
-        if self.spiking:
-            if policy.reset_timing == "next_step":
-                v = self._reset(pending, v)
-            z = norse_threshold(v - self.v_th, "super", torch.as_tensor(100.0))
-            if policy.threshold == "ge":
-                z = torch.where(v == self.v_th, torch.ones_like(z), z)
-            last["spikes"] = z
-            if policy.reset_timing == "immediate":
-                v = self._reset(z, v)
-        last["v"] = v  # after the reset (immediate) or before the pending one (next_step)
-        self.state = {"v": v, "I": current, "z": z}
-        self.last = last
-        return z if self.spiking else v
-
-    def _reset(self, z: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
-        if self.policy.reset == "to_reset":
-            return reset_value(z, v, self.v_reset, self.v_th)
-        if self.policy.reset == "subtract":
-            return reset_subtract(z, v, self.v_reset, self.v_th)
-        return v
-
-
-def _const(value) -> torch.Tensor:
-    """A float64 constant rounded once to the simulation dtype."""
-    return torch.as_tensor(np.asarray(value, dtype=np.float64), dtype=torch.get_default_dtype())
-
-
-def _optional(value) -> torch.Tensor | None:
-    """A constant term, or None when it is zero everywhere."""
-    return None if value is None or not np.any(value) else _const(value)
+def _param(value) -> torch.nn.Parameter:
+    """A trainable cell parameter (float64 value rounded once; 0-d when all elements are equal)."""
+    return torch.nn.Parameter(compact(np.asarray(value, dtype=np.float64)))

@@ -13,19 +13,23 @@ and the reset mechanism/reset_delay that gives the policy's reset (see `semantic
 subtract+next_step: subtract, reset_delay=True; to_reset+immediate (v_reset = 0): zero with
 reset_delay=False; to_reset+next_step (v_reset = 0): Synaptic zero with reset_delay=True;
 none: none. `native_plan` says why a node cannot be native; callers then use
-`nirbridge_torch.cells.PolicyNeuron`.
+`nirbridge_torch.cells.PolicyNeuron`. `SnnTorchNeuron.to_node` reads trained values back
+(tau from beta and alpha, r and w_in from the input gain, v_leak from the input bias).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from types import SimpleNamespace
 
 import numpy as np
 import snntorch as snn
 import torch
 
 from nirbridge import ir as g
-from nirbridge.semantics import Policy, step_constants
+from nirbridge.semantics import Policy, current_gain, step_constants, tau_from_decay
+from nirbridge_torch.importing import like
+from nirbridge_torch.layers import compact
 
 #: gains within this of 1 are treated as 1 (the float32 rounding of tau/dt * dt/tau)
 UNIT_TOL = 1e-6
@@ -74,12 +78,12 @@ def native_plan(node: g.Node, policy: Policy) -> Plan:
         if np.any((k.a < 0) | (k.a > 1)):
             return Plan(problem="tau < dt gives a negative decay 1 - dt/tau; snnTorch clamps beta to [0, 1]")
         thr = node.v_threshold if spiking else np.full(node.tau.shape, np.inf, dtype=np.float32)
-        kwargs = dict(beta=torch.as_tensor(_f32(k.a)), threshold=torch.as_tensor(_f32(thr)), reset_delay=delay,
+        kwargs = dict(beta=compact(k.a), threshold=compact(thr), reset_delay=delay,
                       learn_beta=True, learn_threshold=spiking, **common)
         return Plan(snn.Leaky, kwargs, _f32(k.gain), _f32(k.leak), output_v=not spiking, text="snnTorch Leaky")
     if kind in ("IF", "I"):
         thr = node.v_threshold if spiking else np.full(node.r.shape, np.inf, dtype=np.float32)
-        kwargs = dict(beta=torch.ones(node.r.shape), threshold=torch.as_tensor(_f32(thr)), reset_delay=delay,
+        kwargs = dict(beta=compact(np.ones(node.r.shape)), threshold=compact(thr), reset_delay=delay,
                       learn_threshold=spiking, **common)
         return Plan(snn.Leaky, kwargs, _f32(k.gain), None, output_v=not spiking, text="snnTorch Leaky(beta=1)")
     # CubaLIF / CubaLI
@@ -95,8 +99,8 @@ def native_plan(node: g.Node, policy: Policy) -> Plan:
         # flips spikes within an ulp of threshold
         return Plan(problem="snnTorch Synaptic adds the current to the membrane unscaled (c_mem r != 1)")
     thr = node.v_threshold if spiking else np.full(node.tau_syn.shape, np.inf, dtype=np.float32)
-    kwargs = dict(alpha=torch.as_tensor(_f32(k.a_syn)), beta=torch.as_tensor(_f32(k.a)),
-                  threshold=torch.as_tensor(_f32(thr)), reset_delay=delay, learn_alpha=True, learn_beta=True,
+    kwargs = dict(alpha=compact(k.a_syn), beta=compact(k.a),
+                  threshold=compact(thr), reset_delay=delay, learn_alpha=True, learn_beta=True,
                   learn_threshold=spiking, **common)
     return Plan(snn.Synaptic, kwargs, _f32(k.gain), None, output_v=not spiking, text="snnTorch Synaptic")
 
@@ -110,31 +114,59 @@ class SnnTorchNeuron(torch.nn.Module):
         self.neuron = neuron
         use_gain = gain is not None and not np.allclose(gain, 1, rtol=0, atol=UNIT_TOL)
         use_bias = bias is not None and np.any(bias != 0)
-        self.gain = torch.nn.Parameter(torch.as_tensor(gain)) if use_gain else None
-        self.register_buffer("bias", torch.as_tensor(bias) if use_bias else None)
+        self.gain = torch.nn.Parameter(compact(gain)) if use_gain else None
+        self.register_buffer("bias", compact(bias) if use_bias else None)
         self.output_v = output_v
-        self._spk = None
+        self.now = SimpleNamespace(spikes=None)  # per-step state: no nn.Module.__setattr__ per step
 
     def reset_state(self) -> None:
         self.neuron.reset_mem()
-        self._spk = None
+        self.now.spikes = None
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.gain is not None:
             x = x * self.gain
         if self.bias is not None:
             x = x + self.bias
-        spk = self.neuron(x)
-        self._spk = spk
-        return self.neuron.mem if self.output_v else spk
+        neuron = self.neuron
+        spk = self.now.spikes = neuron(x)
+        return neuron.mem if self.output_v else spk
 
     def record_state(self) -> dict[str, torch.Tensor]:
         state = {"v": self.neuron.mem}
         if hasattr(self.neuron, "syn"):
             state["I"] = self.neuron.syn
         if not self.output_v:
-            state["spikes"] = self._spk
+            state["spikes"] = self.now.spikes
         return state
+
+    # -- back to NIR ------------------------------------------------------------------
+    def to_node(self, node: g.Node, p: Policy) -> g.Node:
+        """`node` with the neuron's current parameters (the inverse of `native_plan`)."""
+        n = self.neuron
+        gain = self.gain.detach().cpu().numpy().astype(np.float64) if self.gain is not None else 1.0
+        bias = self.bias.cpu().numpy().astype(np.float64) if self.bias is not None else 0.0
+        decayed = lambda a: tau_from_decay(a.detach().clamp(0, 1).cpu().numpy().astype(np.float64), p.dt, p.integration)  # noqa: E731
+        if node.type in ("LIF", "LI"):
+            tau = decayed(n.beta)
+            c = current_gain(tau, p.dt, p.integration)
+            fields = dict(tau=tau, r=gain if p.input == "impulse" else gain / c, v_leak=bias / c)
+        elif node.type in ("IF", "I"):
+            fields = dict(r=gain if p.input == "impulse" else gain / p.dt)
+        else:
+            tau_syn, tau_mem = decayed(n.alpha), decayed(n.beta)
+            c_syn, c_mem = current_gain(tau_syn, p.dt, p.integration), current_gain(tau_mem, p.dt, p.integration)
+            fields = dict(tau_syn=tau_syn, tau_mem=tau_mem, r=1 / c_mem, w_in=gain if p.input == "impulse" else gain / c_syn)
+        if "v_threshold" in type(node).model_fields:
+            fields["v_threshold"] = n.threshold
+        return node.model_copy(update={k: like(v, getattr(node, k)) for k, v in fields.items()})
+
+    def held_node(self, name: str, node: g.Node) -> g.Node:
+        """The recurrent node this RLeaky/RSynaptic holds, with current values."""
+        rec = self.neuron.recurrent
+        if isinstance(node, g.Scale):
+            return node.model_copy(update={"scale": like(rec.V, node.scale)})
+        return node.model_copy(update={"weight": like(rec.weight, node.weight)})
 
 
 def build_native(plan: Plan, recurrent: torch.nn.Module | None = None) -> SnnTorchNeuron:

@@ -1,30 +1,33 @@
-"""A torch cell for every NIR neuron (I, IF, LI, LIF, CubaLI, CubaLIF) under any Policy.
+"""`PolicyNeuron`: a torch cell for every NIR neuron (I, IF, LI, LIF, CubaLI, CubaLIF) under any
+Policy, the one every torch backend uses where its framework lacks the policy.
 
-It steps exactly the equations of docs/semantics.md, so a backend can run a node its own
-framework cannot express (a reset timing, threshold rule, v_leak or v_reset it lacks) and
-still agree with the NumPy reference. With `a = decay(tau)` and `c = current_gain(tau)`:
+It steps exactly the equations of docs/semantics.md, in the NumPy reference's form and
+operation order, so it agrees with the reference bit for bit:
 
-    input term of x with gain g:   current: c g x   (I, IF: dt g x)      impulse: g x
-    LI/LIF:      v = a v + (input term(x, r) + c v_leak)
-    CubaLI/F:    I = a_syn I + input term(x, w_in)
-                 v = a_mem v + (c_mem r I + c_mem v_leak)   (I of this step, or the last one
-                                                            under `voltage_first`)
-    I/IF:        v = v + input term(x, r)
-    spikes:      z = v > v_threshold   (`ge`: >=)
-    reset:       to_reset v <- v_reset, subtract v <- v - v_threshold, none;
-                 `immediate` in the same step, `next_step` after the next step's decay and input.
+    I, IF:          v[k] = v[k-1] + g x[k]                   g = dt r (current), r (impulse)
+    LI, LIF:        v[k] = a v[k-1] + (g x[k] + c v_leak)    g = c r (current), r (impulse)
+    CubaLI/CubaLIF: I[k] = a_syn I[k-1] + g x[k]             g = c_syn w_in (current), w_in (impulse)
+                    v[k] = a v[k-1] + (c r I[j] + c v_leak)  j = k (current_first), k-1 (voltage_first)
+    z[k] = v[k] > v_threshold   (`ge`: >=), then the reset: to_reset v <- v_reset,
+    subtract v <- v - v_threshold, none; in step k (immediate) or after step k+1's decay and
+    input (next_step).
 
-Per-step constants are computed in float64 and rounded once, and each update rounds after
-every operation, as the NumPy reference does. Spikes use a Heaviside forward with an arctan surrogate gradient, so the cell trains.
+The per-step constants (a, c, g, ...) come from `nirbridge.semantics.step_constants`, the
+formula the reference uses, evaluated here in torch float64 and rounded once: the parameters
+stay NIR fields (`tau`, `r`, `v_threshold`, ...) and train. Constants are computed again only
+when a parameter changed or gradients flow. Spikes use a Heaviside forward with an arctan
+surrogate gradient.
 """
 
 from __future__ import annotations
+
+from types import SimpleNamespace
 
 import numpy as np
 import torch
 
 from nirbridge import ir as g
-from nirbridge.semantics import Policy
+from nirbridge.semantics import Policy, step_constants
 
 #: node types the cell runs, and whether they spike
 SPIKING = {"IF": True, "LIF": True, "CubaLIF": True, "I": False, "LI": False, "CubaLI": False}
@@ -44,122 +47,123 @@ class _Heaviside(torch.autograd.Function):
         return grad / (1 + (np.pi * x) ** 2), None
 
 
-def _param(value) -> torch.nn.Parameter:
-    return torch.nn.Parameter(torch.tensor(np.array(value), dtype=torch.get_default_dtype()))
+def _uniform(value: torch.Tensor) -> torch.Tensor:
+    """0-d when every element is the same (as the reference's constants: same values)."""
+    flat = value.reshape(-1)
+    return flat[0] if flat.numel() > 1 and bool((flat == flat[0]).all()) else value
 
 
-def _const(value) -> torch.Tensor:
-    return torch.as_tensor(np.asarray(value), dtype=torch.get_default_dtype())
+class _Float64:
+    """The cell's parameters in float64, as `step_constants` reads a node."""
+
+    def __init__(self, cell: PolicyNeuron):
+        self.type, self.float_fields = cell.type, cell.float_fields
+        for name in cell.float_fields:
+            setattr(self, name, getattr(cell, name).to(torch.float64))
 
 
 class PolicyNeuron(torch.nn.Module):
     """One NIR neuron node stepped under one node's effective `policy` (overrides applied).
 
-    Parameters are trainable and kept as NIR fields (`tau`, `r`, `v_threshold`, ...); per-step
-    factors are computed from them in each step. `forward(x)` takes (batch, *shape) and returns
-    spikes (IF, LIF, CubaLIF) or v (I, LI, CubaLI). `record_state()` gives `v`, `I`, `spikes`.
-    """
+    `forward(x)` takes (batch, *shape) and returns spikes (IF, LIF, CubaLIF) or v (I, LI,
+    CubaLI); state is kept until `reset_state()`; `record_state()` gives `v`, `I`, `spikes`;
+    `to_node(node, policy)` the node with the current parameter values."""
 
     def __init__(self, node: g.Node, policy: Policy):
         super().__init__()
         if node.type not in SPIKING:
             raise TypeError(f"{node.type} is not a neuron node")
-        self.kind = node.type
-        self.dt = float(policy.dt)
-        self.integration = policy.integration
-        self.reset_rule = policy.reset
-        self.reset_timing = policy.reset_timing
-        self.ge = policy.threshold == "ge"
-        self.voltage_first = policy.current_order == "voltage_first"
-        self.impulse = policy.input == "impulse"
+        self.type = node.type
+        self.float_fields = type(node).float_fields
+        self.policy = policy
         self.spiking = SPIKING[node.type]
-        for name in type(node).float_fields:
-            setattr(self, name, _param(getattr(node, name)))
-        self.reset_state()
+        self.ge = policy.threshold == "ge"
+        for name in self.float_fields:
+            self.register_parameter(name, torch.nn.Parameter(torch.tensor(np.asarray(getattr(node, name)), dtype=torch.get_default_dtype())))
+        self.now = SimpleNamespace(v=None, i=None, z=None, cache=None)  # per-step state: no nn.Module.__setattr__ per step
 
     # -- state ------------------------------------------------------------------------
     def reset_state(self) -> None:
-        self.v = None
-        self.i = None
-        self.z = None
+        self.now.v = self.now.i = self.now.z = None
 
     def record_state(self) -> dict[str, torch.Tensor]:
-        state = {"v": self.v}
-        if self.i is not None:
-            state["I"] = self.i
+        now = self.now
+        state = {"v": now.v}
+        if self.type in ("CubaLI", "CubaLIF"):
+            state["I"] = now.i
         if self.spiking:
-            state["spikes"] = self.z
+            state["spikes"] = now.z
         return state
 
     # -- maths --------------------------------------------------------------------------
-    def _constants(self) -> dict[str, torch.Tensor | None]:
-        """Per-step constants from the parameters, computed in float64 and rounded once (as the
-        NumPy reference does): decay a, input gain g, leak term, and for CubaLI/F a_syn, c_mem r."""
-        dt, dtype = self.dt, torch.get_default_dtype()
-
-        def decay_gain(tau):
-            ratio = dt / tau.double()
-            if self.integration == "euler":
-                return 1 - ratio, ratio
-            return torch.exp(-ratio), -torch.expm1(-ratio)
-
-        out: dict[str, torch.Tensor | None] = {"a": None, "leak": None}
-        if self.kind in ("I", "IF"):
-            out["gain"] = self.r.double() if self.impulse else dt * self.r.double()
-        elif self.kind in ("LI", "LIF"):
-            a, c = decay_gain(self.tau)
-            out["a"] = a
-            out["gain"] = self.r.double() if self.impulse else c * self.r.double()
-            out["leak"] = c * self.v_leak.double()
-        else:
-            a_syn, c_syn = decay_gain(self.tau_syn)
-            a, c_mem = decay_gain(self.tau_mem)
-            out.update(a=a, a_syn=a_syn, c_r=c_mem * self.r.double(), v_leak_term=c_mem * self.v_leak.double())
-            out["gain"] = self.w_in.double() if self.impulse else c_syn * self.w_in.double()
-        return {k: (v.to(dtype) if v is not None else None) for k, v in out.items()}
+    def constants(self) -> dict[str, torch.Tensor | None]:
+        """The per-step constants of the current parameters (`step_constants` in float64,
+        rounded once to the parameters' dtype); zero leak terms and a unit gain are None."""
+        params = tuple(getattr(self, name) for name in self.float_fields)
+        key = tuple((id(p), p._version) for p in params)
+        cache = self.now.cache
+        if cache is not None and cache[0] == key and not (torch.is_grad_enabled() and any(p.requires_grad for p in params)):
+            return cache[1]
+        k = step_constants(_Float64(self), self.policy, xp=torch)
+        dtype = params[0].dtype
+        out = {name: (None if value is None else _uniform(value.to(dtype))) for name, value in k}
+        for name in ("leak", "v_leak_term"):
+            if out[name] is not None and not torch.any(out[name] != 0):
+                out[name] = None
+        if not torch.is_grad_enabled() or not any(p.requires_grad for p in params):
+            if not torch.any(out["gain"] != 1):
+                out["gain"] = None
+            self.now.cache = (key, out)
+        return out
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        k = self._constants()
-        zeros = torch.zeros_like(x)
-        v = zeros if self.v is None or self.v.shape != x.shape else self.v
-        u = x * k["gain"]
+        k, now = self.constants(), self.now
+        if now.v is None or now.v.shape != x.shape:
+            zeros = torch.zeros_like(x)
+            now.v, now.i, now.z = zeros, zeros, None
+        u = x if k["gain"] is None else x * k["gain"]
         if k["leak"] is not None:
             u = u + k["leak"]
-        if self.kind in ("CubaLI", "CubaLIF"):
-            i = zeros if self.i is None or self.i.shape != x.shape else self.i
-            if self.voltage_first:  # v sees I[k-1]
+        if self.type in ("CubaLI", "CubaLIF"):
+            i = now.i
+            if self.policy.current_order == "voltage_first":  # v sees I[k-1]
                 term = i * k["c_r"]
                 i = i * k["a_syn"] + u
             else:
                 i = i * k["a_syn"] + u
                 term = i * k["c_r"]
-            u = term + k["v_leak_term"]
-            self.i = i
-        v = v * k["a"] + u if k["a"] is not None else v + u
+            u = term if k["v_leak_term"] is None else term + k["v_leak_term"]
+            now.i = i
+        v = now.v * k["a"] + u if k["a"] is not None else now.v + u
         if not self.spiking:
-            self.v = v
+            now.v = v
             return v
-        if self.reset_timing == "next_step" and self.z is not None and self.z.shape == x.shape:
-            v = self._reset(v, self.z.detach())
+        if self.policy.reset_timing == "next_step" and now.z is not None:
+            v = self._reset(v, now.z.detach())
         z = _Heaviside.apply(v - self.v_threshold, self.ge)
-        if self.reset_timing == "immediate":
+        if self.policy.reset_timing == "immediate":
             v = self._reset(v, z.detach())
-        self.v, self.z = v, z
+        now.v, now.z = v, z
         return z
 
     def _reset(self, v: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
-        if self.reset_rule == "to_reset":
+        if self.policy.reset == "to_reset":
             return torch.where(z > 0, self.v_reset.expand_as(v), v)
-        if self.reset_rule == "subtract":
+        if self.policy.reset == "subtract":
             return v - z * self.v_threshold
         return v
 
     # -- back to NIR ------------------------------------------------------------------
-    def to_node(self) -> g.Node:
-        """The NIR node with the cell's current parameter values."""
-        cls = g.NODE_TYPES[self.kind]
-        fields = {name: getattr(self, name).detach().cpu().numpy().copy() for name in cls.float_fields}
-        return cls(**fields)
+    def to_node(self, node: g.Node | None = None, policy: Policy | None = None) -> g.Node:
+        """The NIR node with the cell's current parameter values (shaped and typed as `node`'s
+        fields when given)."""
+        cls = g.NODE_TYPES[self.type]
+        fields = {}
+        for name in cls.float_fields:
+            value = getattr(self, name).detach().cpu().numpy()
+            ref = getattr(node, name) if node is not None else None
+            fields[name] = value.copy() if ref is None else np.ascontiguousarray(np.broadcast_to(value, ref.shape), dtype=ref.dtype)
+        return cls(**fields) if node is None else node.model_copy(update=fields)
 
 
 __all__ = ["PolicyNeuron", "SPIKING"]

@@ -3,21 +3,76 @@
 `build_stateless(node, policy=)` gives the torch module computing a stateless NIR node;
 `export_stateless(module, input_shape)` gives the NIR node of a plain torch layer, or None
 when the module is not one. Shapes exclude the batch dimension (NIR), torch's include it.
+
+Graph arrays are float32. `to_array` turns a parameter into one: float16, bfloat16 and float32
+values exactly; float64 values only where every one is a float32 (else `DtypeError` naming
+the parameter and the first value that would change). Built layers get their parameters
+without a random initialisation and with one copy of the graph's arrays (`tensor`).
 """
 
 from __future__ import annotations
+
+import warnings
+from types import SimpleNamespace
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
 from nirbridge import ir as g
-from nirbridge.errors import PolicyError
-from nirbridge.semantics import Policy
+from nirbridge.errors import NirbridgeError
+from nirbridge.semantics import Policy, delay_steps
+
+#: the dtype of exported graph arrays
+GRAPH_DTYPE = np.float32
 
 
-def _tensor(array) -> torch.Tensor:
-    return torch.tensor(np.array(array), dtype=torch.get_default_dtype())  # a copy: training must not write into the graph
+class DtypeError(NirbridgeError):
+    """A parameter whose values the graph's float32 arrays cannot hold exactly."""
+
+
+def to_array(value, what: str = "parameter") -> np.ndarray:
+    """A tensor (or number) as a float32 array with exactly its values; see the module doc."""
+    if isinstance(value, torch.Tensor):
+        t = value.detach()
+        if t.dtype in (torch.float16, torch.bfloat16):
+            t = t.float()
+        arr = t.cpu().numpy()
+    else:
+        arr = np.asarray(value)
+    if arr.dtype == GRAPH_DTYPE:
+        return arr.copy()
+    out = arr.astype(GRAPH_DTYPE)
+    if arr.dtype.kind == "f" and arr.dtype.itemsize > 4:
+        same = (out.astype(arr.dtype) == arr) | (np.isnan(arr) & np.isnan(out))
+        if not same.all():
+            idx = tuple(int(i) for i in np.argwhere(~same)[0])
+            where = what + ("[" + ", ".join(map(str, idx)) + "]" if idx else "")
+            raise DtypeError(f"{where} = {float(arr[idx])!r} ({arr.dtype}) has no exact float32 value, and NIR graphs hold float32; "
+                             "cast the model to float32 (model.float()) if that rounding is acceptable")
+    return out
+
+
+def tensor(array) -> torch.Tensor:
+    """A torch copy of a graph array in the default dtype: one copy (training must not write
+    into the graph, whose arrays the caller may still hold), no initialisation."""
+    arr = np.asarray(array)
+    if arr.dtype.kind != "f" or not arr.dtype.isnative:
+        return torch.tensor(arr, dtype=torch.get_default_dtype())
+    with warnings.catch_warnings():  # a read-only array is only read here
+        warnings.simplefilter("ignore", UserWarning)
+        source = torch.from_numpy(arr)
+    return torch.empty(arr.shape, dtype=torch.get_default_dtype()).copy_(source)
+
+
+def compact(array) -> torch.Tensor:
+    """A neuron parameter of a graph array as a tensor: 0-d when every element is the same
+    (the same values, broadcast, as the NumPy reference does: less memory traffic per step),
+    else a copy of the array."""
+    arr = np.asarray(array)
+    if arr.ndim and arr.size and (arr == arr.reshape(-1)[0]).all():
+        return tensor(arr.reshape(-1)[0])
+    return tensor(arr)
 
 
 def _pair(value, n: int) -> tuple[int, ...]:
@@ -30,7 +85,7 @@ class Scale(torch.nn.Module):
 
     def __init__(self, scale):
         super().__init__()
-        self.scale = torch.nn.Parameter(_tensor(scale))
+        self.scale = torch.nn.Parameter(tensor(scale))
 
     def forward(self, x):
         return x * self.scale
@@ -41,7 +96,7 @@ class Threshold(torch.nn.Module):
 
     def __init__(self, threshold, ge: bool = False):
         super().__init__()
-        self.threshold = torch.nn.Parameter(_tensor(threshold), requires_grad=False)
+        self.threshold = torch.nn.Parameter(tensor(threshold), requires_grad=False)
         self.ge = ge
 
     def forward(self, x):
@@ -69,57 +124,51 @@ class Delay(torch.nn.Module):
         self.reset_state()
 
     def reset_state(self) -> None:
-        self.buffer = None
-        self.t = 0
+        self.now = SimpleNamespace(buffer=None, t=0)  # per-step state: no nn.Module.__setattr__ per step
 
     def forward(self, x):
-        if self.buffer is None:
-            self.buffer = torch.zeros((self.depth, *x.shape), dtype=x.dtype)
-        self.buffer[self.t % self.depth] = x
-        index = (self.t - self.steps) % self.depth
-        out = torch.gather(self.buffer, 0, index.expand(x.shape).unsqueeze(0)).squeeze(0)
-        out = torch.where((self.t - self.steps) >= 0, out, torch.zeros_like(out))
-        self.t += 1
+        now = self.now
+        if now.buffer is None:
+            now.buffer = torch.zeros((self.depth, *x.shape), dtype=x.dtype, device=x.device)
+        steps = self.steps.to(x.device)
+        now.buffer[now.t % self.depth] = x
+        index = (now.t - steps) % self.depth
+        out = torch.gather(now.buffer, 0, index.expand(x.shape).unsqueeze(0)).squeeze(0)
+        out = torch.where((now.t - steps) >= 0, out, torch.zeros_like(out))
+        now.t += 1
         return out
 
 
-def delay_steps(node: g.Delay, dt: float, name: str = "delay") -> np.ndarray:
-    """delay/dt as integers; PolicyError when a delay is not a whole number of steps."""
-    steps = np.asarray(node.delay, dtype=np.float64) / dt
-    rounded = np.round(steps)
-    if not np.allclose(steps, rounded, rtol=0, atol=1e-6):
-        raise PolicyError(f"nodes.{name}.delay: {node.delay.ravel()[:3]} is not a multiple of dt={dt}")
-    return rounded.astype(np.int64)
+def _linear(weight, bias) -> torch.nn.Linear:
+    """A Linear holding one copy of the graph's arrays (built on the meta device: no
+    initialisation that would be overwritten)."""
+    layer = torch.nn.Linear(weight.shape[1], weight.shape[0], bias=bias is not None, device="meta")
+    layer.weight = torch.nn.Parameter(tensor(weight))
+    if bias is not None:
+        layer.bias = torch.nn.Parameter(tensor(bias))
+    return layer
+
+
+def _conv(node: g.Conv1d | g.Conv2d) -> torch.nn.Module:
+    n = node.ndim
+    cls = torch.nn.Conv1d if n == 1 else torch.nn.Conv2d
+    padding = node.padding if isinstance(node.padding, str) else _pair(node.padding, n)
+    layer = cls(
+        int(node.weight.shape[1] * int(node.groups)), int(node.weight.shape[0]), tuple(node.weight.shape[2:]),
+        stride=_pair(node.stride, n), padding=padding, dilation=_pair(node.dilation, n), groups=int(node.groups), device="meta",
+    )
+    layer.weight = torch.nn.Parameter(tensor(node.weight))
+    layer.bias = torch.nn.Parameter(tensor(node.bias))
+    return layer
 
 
 def build_stateless(node: g.Node, *, policy: Policy, name: str = "node") -> torch.nn.Module:
     """The torch module computing a stateless NIR node (Affine, Linear, Scale, Conv1d/2d,
     Flatten, SumPool2d, AvgPool2d, Threshold, Delay)."""
     if isinstance(node, (g.Affine, g.Linear)):
-        out_f, in_f = node.weight.shape
-        layer = torch.nn.Linear(in_f, out_f, bias=isinstance(node, g.Affine))
-        with torch.no_grad():
-            layer.weight.copy_(_tensor(node.weight))
-            if isinstance(node, g.Affine):
-                layer.bias.copy_(_tensor(node.bias))
-        return layer
+        return _linear(node.weight, node.bias if isinstance(node, g.Affine) else None)
     if isinstance(node, (g.Conv1d, g.Conv2d)):
-        n = node.ndim
-        cls = torch.nn.Conv1d if n == 1 else torch.nn.Conv2d
-        padding = node.padding if isinstance(node.padding, str) else _pair(node.padding, n)
-        layer = cls(
-            int(node.weight.shape[1] * int(node.groups)),
-            int(node.weight.shape[0]),
-            tuple(node.weight.shape[2:]),
-            stride=_pair(node.stride, n),
-            padding=padding,
-            dilation=_pair(node.dilation, n),
-            groups=int(node.groups),
-        )
-        with torch.no_grad():
-            layer.weight.copy_(_tensor(node.weight))
-            layer.bias.copy_(_tensor(node.bias))
-        return layer
+        return _conv(node)
     if isinstance(node, g.Flatten):
         start = node.start_dim + 1 if node.start_dim >= 0 else node.start_dim
         end = node.end_dim + 1 if node.end_dim >= 0 else node.end_dim
@@ -133,39 +182,36 @@ def build_stateless(node: g.Node, *, policy: Policy, name: str = "node") -> torc
     if isinstance(node, g.Threshold):
         return Threshold(node.threshold, ge=policy.for_node(name, "Threshold").threshold == "ge")
     if isinstance(node, g.Delay):
-        return Delay(delay_steps(node, policy.dt, name))
+        return Delay(delay_steps(name, node, policy.dt, np.shape(node.delay)))
     raise TypeError(f"{type(node).__name__} is not a stateless node")
 
 
-def _array(t: torch.Tensor) -> np.ndarray:
-    return t.detach().cpu().numpy().copy()
-
-
-def export_stateless(module: torch.nn.Module, input_shape: tuple[int, ...]) -> g.Node | None:
-    """The NIR node of a plain torch layer given its (batch-free) input shape, else None."""
+def export_stateless(module: torch.nn.Module, input_shape: tuple[int, ...], *, name: str = "", lead: int = 1) -> g.Node | None:
+    """The NIR node of a plain torch layer given its (batch-free) input shape, else None.
+    `lead`: the leading dimensions the module sees before the features (a Flatten's dims
+    count them). Parameters go through `to_array` (`DtypeError` when float32 cannot hold them)."""
+    prefix = f"{name}." if name else ""
     if isinstance(module, torch.nn.Linear):
         if module.bias is None:
-            return g.Linear(weight=_array(module.weight))
-        return g.Affine(weight=_array(module.weight), bias=_array(module.bias))
+            return g.Linear(weight=to_array(module.weight, prefix + "weight"))
+        return g.Affine(weight=to_array(module.weight, prefix + "weight"), bias=to_array(module.bias, prefix + "bias"))
     if isinstance(module, (torch.nn.Conv1d, torch.nn.Conv2d)):
         if module.padding_mode != "zeros":
             return None
         n = 1 if isinstance(module, torch.nn.Conv1d) else 2
-        bias = module.bias if module.bias is not None else torch.zeros(module.out_channels)
+        bias = to_array(module.bias, prefix + "bias") if module.bias is not None else np.zeros(module.out_channels, GRAPH_DTYPE)
         cls = g.Conv1d if n == 1 else g.Conv2d
         padding = module.padding if isinstance(module.padding, str) else np.array(module.padding, dtype=np.int64)
         return cls(
-            weight=_array(module.weight),
-            bias=_array(bias),
-            stride=np.array(module.stride, dtype=np.int64),
-            padding=padding,
-            dilation=np.array(module.dilation, dtype=np.int64),
-            groups=np.array(module.groups, dtype=np.int64),
+            weight=to_array(module.weight, prefix + "weight"), bias=bias, stride=np.array(module.stride, dtype=np.int64),
+            padding=padding, dilation=np.array(module.dilation, dtype=np.int64), groups=np.array(module.groups, dtype=np.int64),
             input_shape=np.array(input_shape[1:], dtype=np.int64),
         )
     if isinstance(module, torch.nn.Flatten):
-        start = module.start_dim - 1 if module.start_dim > 0 else module.start_dim
-        end = module.end_dim - 1 if module.end_dim > 0 else module.end_dim
+        start = module.start_dim - lead if module.start_dim > 0 else module.start_dim
+        end = module.end_dim - lead if module.end_dim > 0 else module.end_dim
+        if start < 0 and module.start_dim > 0:
+            return None  # flattens a leading (batch or time) dimension
         return g.Flatten(start_dim=start, end_dim=end, input_type=np.array(input_shape, dtype=np.int64))
     if isinstance(module, torch.nn.AvgPool2d):
         if module.ceil_mode or not module.count_include_pad or module.divisor_override:
@@ -176,3 +222,6 @@ def export_stateless(module: torch.nn.Module, input_shape: tuple[int, ...]) -> g
             padding=np.array(_pair(module.padding, 2), dtype=np.int64),
         )
     return None
+
+
+__all__ = ["GRAPH_DTYPE", "Delay", "DtypeError", "Scale", "SumPool2d", "Threshold", "build_stateless", "compact", "export_stateless", "tensor", "to_array"]
