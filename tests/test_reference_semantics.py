@@ -13,7 +13,7 @@ import math
 import numpy as np
 import pytest
 
-from nirbridge.errors import PolicyError
+from nirbridge.errors import PolicyError, SimulationError
 from nirbridge.ir import IF, LI, LIF, CubaLI, CubaLIF, Graph, I, Input, Output, Threshold
 from nirbridge.reference import simulate
 from nirbridge.semantics import NodePolicy, Policy
@@ -370,3 +370,67 @@ def test_unknown_override_names_the_node():
     )
     with pytest.raises(PolicyError, match=r"overrides\.nope"):
         simulate(graph, np.ones((2, 1, 1)), policy=Policy(overrides={"nope": NodePolicy(reset="none")}))
+
+
+# ----------------------------------------------------------------------------- spike counts, floors, initial v
+
+
+def test_multi_spike_counts_trunc_of_v_over_threshold_and_subtracts_them():
+    # IF, impulse, dt 1, threshold 0.5: v = 1.75 -> 3 spikes, v = 0.25; +0.25 -> 0.5: 1 spike
+    states = run(make_if(th=0.5), [1.75, 0.25, 0.0], dt=1.0, input="impulse", reset="subtract", threshold="ge", spikes="multi")
+    check(states, v=[0.25, 0.0, 0.0], z=[3, 1, 0])
+    np.testing.assert_array_equal(states["out"], [3, 1, 0])  # the count is what the node emits
+
+
+def test_multi_spike_count_is_capped_and_the_rest_fires_later():
+    states = run(make_if(th=0.5), [2.25, 0.0, 0.0], dt=1.0, input="impulse", reset="subtract", threshold="ge", spikes="multi", max_spikes=2)
+    check(states, v=[1.25, 0.25, 0.25], z=[2, 2, 0])
+
+
+def test_multi_spike_to_reset_resets_once_whatever_the_count():
+    states = run(make_if(th=0.5, v_reset=0.25), [1.75, 0.0], dt=1.0, input="impulse", reset="to_reset", threshold="ge", spikes="multi")
+    check(states, v=[0.25, 0.25], z=[3, 0])
+
+
+def test_multi_spike_counts_from_the_rounded_float32_quotient():
+    # v = 0.5 is below 5 * float32(0.1) in exact arithmetic, but fl(0.5 / 0.1) = 5 (as Sinabs and Rockpool count)
+    states = run(make_if(th=0.1), [0.5], dt=1.0, input="impulse", reset="subtract", threshold="ge", spikes="multi")
+    assert states["spikes"][0] == 5
+
+
+def test_multi_spike_needs_ge_and_positive_thresholds():
+    with pytest.raises(PolicyError, match="spikes: 'multi' .* needs threshold='ge'"):
+        Policy(spikes="multi", threshold="gt")
+    with pytest.raises(PolicyError, match="max_spikes: caps the count of spikes='multi'"):
+        Policy(max_spikes=3)
+    with pytest.raises(SimulationError, match=r"nodes\.n\.v_threshold: spikes='multi' .* must be > 0"):
+        run(make_if(th=-1.0), [1.0], dt=1.0, threshold="ge", spikes="multi")
+
+
+def test_v_min_floors_the_potential_after_the_reset():
+    # IF with threshold 1 driven down: -0.75, -1.5 -> floored at -1 (m = -v_threshold)
+    states = run(make_if(), [-0.75, -0.75, 0.5], dt=1.0, input="impulse", v_min="-v_threshold")
+    check(states, v=[-0.75, -1.0, -0.5], z=[0, 0, 0])
+    fixed = run(make_if(), [-0.75, -0.75], dt=1.0, input="impulse", v_min=-0.5)
+    check(fixed, v=[-0.5, -0.5])
+
+
+def test_v_min_rounds_like_max_of_v_minus_m_plus_m():
+    # float32: 0.3 - (-1) + (-1) = 0.29999995, not 0.3 (Sinabs' arithmetic, pinned against Sinabs itself)
+    states = run(make_if(th=10.0), [0.3], dt=1.0, input="impulse", v_min=-1.0)
+    assert states["v"][0] == np.float32(np.float32(np.float32(0.3) + 1) - 1) and states["v"][0] != np.float32(0.3)
+
+
+@pytest.mark.parametrize("start, expected", [("zero", 0.0), ("v_leak", 0.5), ("v_reset", 0.25)])
+def test_initial_v_sets_the_potential_before_the_first_step(start, expected):
+    # LIF euler, tau 2: v[0] = 0.5 v[-1] + 0.5 (x + v_leak) with x = 0
+    states = run(make_lif(v_leak=0.5, v_reset=0.25, th=10.0), [0.0], dt=1.0, initial_v=start)
+    check(states, v=[0.5 * expected + 0.25])
+
+
+def test_new_fields_travel_in_the_metadata_and_default_to_todays_rule():
+    policy = Policy.preset("sinabs", spikes="multi", max_spikes=31, v_min="-v_threshold", initial_v="v_reset")
+    assert Policy.from_metadata(policy.to_metadata()) == policy
+    assert Policy().spikes == "single" and Policy().v_min is None and Policy().initial_v == "zero"
+    override = Policy.preset("sinabs").with_override("n", spikes="multi", v_min=-1.0)
+    assert override.for_node("n", "IF").v_min == -1.0 and override.for_node("m", "IF").spikes == "single"

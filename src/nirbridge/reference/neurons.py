@@ -17,7 +17,11 @@ the reset, with z as 0/1 (for finite v the same values as "where z"):
     to_reset:  v = v (1 - z) + v_reset z          subtract:  v = v - v_threshold z
 
 applied right after the test (`immediate`) or in step k+1 after its decay and input
-(`next_step`, with z = z[k-1]).
+(`next_step`, with z = z[k-1]). With `spikes="multi"` z is a count,
+`z = min(trunc(fl(v / v_threshold)), max_spikes)` where v >= v_threshold, else 0, subtract
+removes `v_threshold z`, and to_reset uses `z > 0` for z. With `v_min`, the step ends with
+`v = max(v - m, 0) + m` (m = v_min, or -v_threshold). `initial_v` sets v before step 0 (0,
+v_leak or v_reset); I starts at 0.
 
 Arithmetic order, per step and element, each operation rounded to the simulation dtype (no
 fused multiply-add): `v = a * v_prev`, then `v = v + u` (I, IF: `v = v_prev + u`); for
@@ -90,9 +94,18 @@ class Neuron:
         self.gain = _constant(name, "w_in" if self.synaptic else "r", gain, dtype)
         self.leak = self._optional("v_leak", leak)
         self.gain_is_one = self.gain.ndim == 0 and self.gain == 1
+        start = {"zero": None, "v_leak": getattr(node, "v_leak", None), "v_reset": getattr(node, "v_reset", None)}[policy.initial_v]
+        self.v_start = self._optional(policy.initial_v, None if start is None else np.asarray(start, dtype=np.float64))
         if self.spiking:
             self.v_threshold = _constant(name, "v_threshold", node.v_threshold, dtype)
             self.v_reset = self._optional("v_reset", np.asarray(node.v_reset, dtype=np.float64))
+            self.multi, self.max_spikes = policy.spikes == "multi", policy.max_spikes
+            if self.multi and not (np.asarray(node.v_threshold) > 0).all():
+                raise SimulationError(problems=[Problem(f"nodes.{name}.v_threshold", "spikes='multi' counts v / v_threshold spikes: thresholds must be > 0")])
+            floor = policy.v_min
+            if floor == "-v_threshold":
+                floor = -np.asarray(node.v_threshold, dtype=np.float64)
+            self.v_min = None if floor is None else _constant(name, "v_min", np.asarray(floor, dtype=np.float64), dtype)
             self.threshold_is_one = self.v_threshold.ndim == 0 and self.v_threshold == 1
             self.one = np.asarray(1, dtype=dtype)
             self.test = np.greater if policy.threshold == "gt" else np.greater_equal
@@ -137,6 +150,8 @@ class Neuron:
         """Zero state for `batch` samples: v = 0, I = 0, no pending reset."""
         state = (batch,) + self.shape
         self.v = np.zeros(state, self.dtype)
+        if self.v_start is not None:
+            self.v[...] = self.v_start
         self.current = np.zeros(state, self.dtype) if self.synaptic else None
         self.term = np.empty(state, self.dtype) if self.synaptic else None
         self.scratch = np.empty(state, self.dtype) if self.spiking else None
@@ -183,15 +198,34 @@ class Neuron:
             z = self.spikes[k]
             if self.next_step and self.z is not None:
                 self._reset(v, self.z)  # the spikes of step k-1 reset now, after decay and input
-            self.test(v, self.v_threshold, out=z)  # 0/1 in the simulation dtype
+            if self.multi:
+                self._count(v, z)
+            else:
+                self.test(v, self.v_threshold, out=z)  # 0/1 in the simulation dtype
             if not self.next_step:
                 self._reset(v, z)
+            if self.v_min is not None:  # max(v - m, 0) + m, as Sinabs computes it
+                np.subtract(v, self.v_min, out=self.scratch)
+                np.maximum(self.scratch, 0, out=self.scratch)
+                np.add(self.scratch, self.v_min, out=v)
             self.z = z
         self.v = v  # v_trace[k]: after the reset (immediate) or before the pending one (next_step)
 
+    def _count(self, v: np.ndarray, z: np.ndarray) -> None:
+        """z = trunc(fl(v / v_threshold)) where v >= v_threshold, else 0; at most max_spikes."""
+        np.divide(v, self.v_threshold, out=z)
+        np.trunc(z, out=z)
+        np.greater_equal(v, self.v_threshold, out=self.scratch)
+        z *= self.scratch
+        if self.max_spikes is not None:
+            np.minimum(z, self.max_spikes, out=z)
+
     def _reset(self, v: np.ndarray, z: np.ndarray) -> None:
-        """Reset where z = 1 (z: 0/1 floats)."""
+        """Reset where z = 1 (z: 0/1 floats; a count under spikes='multi', which subtract
+        multiplies and to_reset reads as z > 0)."""
         scratch = self.scratch
+        if self.multi and self.reset_rule == "to_reset":
+            z = np.greater(z, 0).astype(self.dtype)
         if self.reset_rule == "to_reset":  # v (1 - z) + v_reset z
             np.subtract(self.one, z, out=scratch)
             v *= scratch

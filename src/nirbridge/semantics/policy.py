@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 
 from ..errors import PolicyError, Problem
 from ..ir import NODE_TYPES
@@ -21,12 +21,16 @@ from .fields import (
     POLICY_FIELDS,
     CurrentOrder,
     FrozenModel,
+    InitialV,
     InputRule,
     Integration,
     NodePolicy,
     Reset,
     ResetTiming,
+    SpikeRule,
     ThresholdRule,
+    VMin,
+    spike_rule_problems,
 )
 from .presets import PRESETS
 
@@ -60,6 +64,10 @@ class Policy(FrozenModel):
     threshold: ThresholdRule = "gt"
     current_order: CurrentOrder = "current_first"
     input: InputRule = "current"
+    spikes: SpikeRule = "single"
+    max_spikes: int | None = Field(default=None, ge=1, strict=True)
+    v_min: VMin | None = None
+    initial_v: InitialV = "zero"
     type_overrides: dict[str, NodePolicy] = Field(default_factory=dict)
     overrides: dict[str, NodePolicy] = Field(default_factory=dict)
 
@@ -69,6 +77,20 @@ class Policy(FrozenModel):
         if error := dt_error(value):
             raise ValueError(error)
         return float(value)
+
+    @field_validator("v_min")
+    @classmethod
+    def _finite_floor(cls, value: Any) -> Any:
+        if isinstance(value, float) and not math.isfinite(value):
+            raise ValueError(f"must be finite, got {value!r}")
+        return value
+
+    @model_validator(mode="after")
+    def _spike_rule(self) -> Policy:
+        problems = spike_rule_problems(self.model_dump(include=set(FIELDS)))
+        if problems:
+            raise PolicyError(problems=problems)
+        return self
 
     @field_validator("type_overrides")
     @classmethod
@@ -120,14 +142,19 @@ class Policy(FrozenModel):
 
     def check(self, graph) -> None:
         """Raise PolicyError if a per-node override names a node `graph` does not have (it
-        would silently do nothing). Type overrides are checked on construction; a preset's
-        type overrides may name types a particular graph does not use."""
+        would silently do nothing), or if a spiking node's effective fields do not go together
+        (`spikes='multi'` with `threshold='gt'`, ...). Type overrides are checked on
+        construction; a preset's type overrides may name types a particular graph does not use."""
         names = dict(graph.walk())
         problems = [
             Problem(f"overrides.{n}", f"no such node (nodes: {', '.join(sorted(names))})")
             for n in self.overrides
             if n not in names
         ]
+        for name, node in names.items():
+            if node.type in ("IF", "LIF", "CubaLIF") and (self.overrides.get(name) or self.type_overrides.get(node.type)):
+                effective = self.for_node(name, node.type).model_dump(include=set(FIELDS))
+                problems += [Problem(f"nodes.{name}.{p.path}", p.message) for p in spike_rule_problems(effective)]
         if problems:
             raise PolicyError(problems=problems)
 
