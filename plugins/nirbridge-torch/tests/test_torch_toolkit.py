@@ -150,3 +150,37 @@ def test_tensor_copies_a_read_only_graph_array_once():
     t = tensor(arr)
     t += 1
     assert np.array_equal(arr, np.arange(6, dtype=F32).reshape(2, 3)) and t.dtype == torch.float32
+
+
+@pytest.mark.parametrize("changes", [
+    {"spikes": "multi", "threshold": "ge", "reset": "subtract"},
+    {"spikes": "multi", "threshold": "ge", "reset": "to_reset", "max_spikes": 2},
+    {"v_min": "-v_threshold"},
+    {"v_min": -0.25, "reset": "subtract"},
+    {"initial_v": "v_reset"},
+    {"initial_v": "v_leak", "spikes": "multi", "threshold": "ge", "v_min": -1.0},
+])
+@pytest.mark.parametrize("backend", ["snntorch", "norse"])
+def test_counts_floors_and_initial_potentials_convert_exactly(backend, changes):
+    """The policy fields frameworks such as Sinabs, Rockpool and SpikingJelly need run exactly on
+    the torch backends (through the policy neuron where the framework lacks them)."""
+    import nirbridge
+
+    policy = Policy.preset("nir", dt=1.0, input="impulse", **changes)
+    rng = np.random.default_rng(3)
+    dyadic = lambda *shape: (rng.integers(-4, 16, shape) / 16).astype(np.float32)  # noqa: E731 - sums exact in any order
+
+    def lif(n):
+        return g.LIF(tau=np.full(n, 4.0, np.float32), r=np.ones(n, np.float32), v_leak=np.full(n, 0.25, np.float32),
+                     v_threshold=np.full(n, 0.75, np.float32), v_reset=np.full(n, -0.25, np.float32))
+
+    graph = g.Graph(nodes={"input": g.Input(shape=np.array([5])), "fc1": g.Linear(weight=dyadic(6, 5)), "lif1": lif(6),
+                           "fc2": g.Linear(weight=dyadic(4, 6)), "lif2": lif(4), "output": g.Output(shape=np.array([4]))},
+                    edges=[("input", "fc1"), ("fc1", "lif1"), ("lif1", "fc2"), ("fc2", "lif2"), ("lif2", "output")])
+    x = (rng.random((40, 3, 5)) < 0.6).astype(np.float32) * 2  # strong: several spikes a step
+    report = nirbridge.verify(graph, backends=[backend], inputs=x, policy=policy)
+    assert report.results[backend].ok, str(report)
+    assert all(0 < r for r in report.rates.values()), report.rates
+    if changes.get("spikes") == "multi":
+        reference = nirbridge.simulate(graph, x, policy=policy, record=["lif1"])
+        assert reference.states["lif1"]["spikes"].max() >= 2  # counts above one are compared too

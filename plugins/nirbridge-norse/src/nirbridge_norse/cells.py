@@ -46,7 +46,13 @@ def native_reason(node: g.Node, policy: Policy) -> str:
     why = []
     if policy.integration != "euler" and not isinstance(node, (g.I, g.IF)):  # I, IF do not decay
         why.append(f"integration {policy.integration!r} (Norse integrates with forward Euler)")
+    if policy.initial_v != "zero" and np.any(getattr(node, policy.initial_v, 0)):
+        why.append(f"initial_v {policy.initial_v!r} (imported cells start at 0, as NIR does)")
     if isinstance(node, SPIKING):
+        if policy.spikes == "multi":
+            why.append("spikes 'multi' (Norse emits at most one spike per step)")
+        if policy.v_min is not None:
+            why.append(f"v_min {policy.v_min!r} (Norse has no floor on the membrane potential)")
         if policy.threshold != "gt":
             why.append(f"threshold {policy.threshold!r} (Norse spikes when v > v_th)")
         if policy.reset_timing != "immediate":

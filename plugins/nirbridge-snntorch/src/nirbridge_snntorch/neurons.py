@@ -58,7 +58,13 @@ def native_plan(node: g.Node, policy: Policy) -> Plan:
     kind = node.type
     p = policy
     spiking = kind in ("LIF", "IF", "CubaLIF")
+    if p.initial_v != "zero" and np.any(getattr(node, p.initial_v, 0)):
+        return Plan(problem=f"snnTorch neurons start at mem = 0 (policy starts at {p.initial_v})")
     if spiking:
+        if p.spikes == "multi":
+            return Plan(problem="snnTorch emits at most one spike per step (policy counts several)")
+        if p.v_min is not None:
+            return Plan(problem="snnTorch has no floor on the membrane potential (policy has v_min)")
         if p.threshold != "gt":
             return Plan(problem="snnTorch fires on mem > threshold only (policy asks for >=)")
         if np.any(node.v_threshold < 0):

@@ -10,7 +10,9 @@ operation order, so it agrees with the reference bit for bit:
                     v[k] = a v[k-1] + (c r I[j] + c v_leak)  j = k (current_first), k-1 (voltage_first)
     z[k] = v[k] > v_threshold   (`ge`: >=), then the reset: to_reset v <- v_reset,
     subtract v <- v - v_threshold, none; in step k (immediate) or after step k+1's decay and
-    input (next_step).
+    input (next_step). spikes="multi": z[k] = min(trunc(v[k] / v_threshold), max_spikes) where
+    v[k] >= v_threshold (a count; subtract removes z v_threshold). v_min: the step ends with
+    v = max(v - m, 0) + m. initial_v: v[-1] = 0, v_leak or v_reset.
 
 The per-step constants (a, c, g, ...) come from `nirbridge.semantics.step_constants`, the
 formula the reference uses, evaluated here in torch float64 and rounded once: the parameters
@@ -78,6 +80,7 @@ class PolicyNeuron(torch.nn.Module):
         self.policy = policy
         self.spiking = SPIKING[node.type]
         self.ge = policy.threshold == "ge"
+        self.multi = policy.spikes == "multi"
         for name in self.float_fields:
             self.register_parameter(name, torch.nn.Parameter(torch.tensor(np.asarray(getattr(node, name)), dtype=torch.get_default_dtype())))
         self.now = SimpleNamespace(v=None, i=None, z=None, cache=None)  # per-step state: no nn.Module.__setattr__ per step
@@ -120,7 +123,7 @@ class PolicyNeuron(torch.nn.Module):
         k, now = self.constants(), self.now
         if now.v is None or now.v.shape != x.shape:
             zeros = torch.zeros_like(x)
-            now.v, now.i, now.z = zeros, zeros, None
+            now.v, now.i, now.z = self._initial_v(zeros), zeros, None
         u = x if k["gain"] is None else x * k["gain"]
         if k["leak"] is not None:
             u = u + k["leak"]
@@ -141,10 +144,24 @@ class PolicyNeuron(torch.nn.Module):
         if self.policy.reset_timing == "next_step" and now.z is not None:
             v = self._reset(v, now.z.detach())
         z = _Heaviside.apply(v - self.v_threshold, self.ge)
+        if self.multi:  # the count forward, the single spike's surrogate gradient
+            count = torch.trunc(v.detach() / self.v_threshold) * z.detach()
+            if self.policy.max_spikes is not None:
+                count = count.clamp_max(self.policy.max_spikes)
+            z = z + (count - z.detach())
         if self.policy.reset_timing == "immediate":
             v = self._reset(v, z.detach())
+        if self.policy.v_min is not None:
+            floor = -self.v_threshold if self.policy.v_min == "-v_threshold" else self.policy.v_min
+            v = (v - floor).clamp_min(0) + floor
         now.v, now.z = v, z
         return z
+
+    def _initial_v(self, zeros: torch.Tensor) -> torch.Tensor:
+        start = {"zero": None, "v_leak": "v_leak", "v_reset": "v_reset"}[self.policy.initial_v]
+        if start is None or start not in self.float_fields:
+            return zeros
+        return zeros + getattr(self, start).detach()
 
     def _reset(self, v: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
         if self.policy.reset == "to_reset":
