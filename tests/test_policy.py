@@ -264,6 +264,7 @@ EXPECTED_PRESETS = {  # name: dt, integration, reset, reset_timing, threshold, c
     "snntorch": (1e-4, "euler", "subtract", "next_step", "gt", "current_first", "current"),
     "norse": (1e-3, "euler", "to_reset", "immediate", "gt", "current_first", "current"),
     "sinabs": (1.0, "exact", "subtract", "immediate", "ge", "current_first", "impulse"),
+    "spikingjelly": (1e-4, "euler", "to_reset", "immediate", "ge", "current_first", "current"),
     "nir-paper": (1e-4, "euler", "subtract", "immediate", "gt", "voltage_first", "current"),
 }
 
@@ -277,6 +278,10 @@ def test_presets_listed():
         assert p == Policy.preset(name)
     assert presets["norse"].type_overrides == {"IF": NodePolicy(input="impulse")}
     assert all(not p.type_overrides for n, p in presets.items() if n != "norse")
+    # Sinabs' default MultiSpike; SpikingJelly starts v at v_reset; no preset floors v
+    assert {n: (p.spikes, p.initial_v) for n, p in presets.items() if (p.spikes, p.initial_v) != ("single", "zero")} == {
+        "sinabs": ("multi", "zero"), "spikingjelly": ("single", "v_reset")}
+    assert all(p.v_min is None and p.max_spikes is None for p in presets.values())
 
 
 def test_preset_changes_and_errors():
@@ -557,14 +562,15 @@ def test_nir_preset_is_the_exact_solution():
 
 
 def test_sinabs_layers():
-    """Sinabs IAF and LIF (norm_input=False, as its from_nir builds them): exact decay with tau
-    in steps, impulse input, subtract reset, threshold ge."""
+    """Sinabs IAF and LIF (norm_input=False, as its from_nir builds them) with SingleSpike: exact
+    decay with tau in steps, impulse input, subtract reset, threshold ge (the multi-spike default
+    is pinned in plugins/nirbridge-sinabs)."""
     torch = pytest.importorskip("torch")
     sl = pytest.importorskip("sinabs.layers")
     from sinabs.activation import SingleSpike
 
     x = np.array([[1.0, 0.3], [0.4, 0.9], [0.7, 0.2], [1.5, 0.9], [0.0, 0.5]], np.float32)
-    policy = Policy.preset("sinabs")
+    policy = Policy.preset("sinabs", spikes="single")
     iaf = sl.IAF(spike_threshold=torch.tensor(1.0), spike_fn=SingleSpike, record_states=True)
     out = iaf(torch.from_numpy(x[None])).detach().numpy()[0]
     ref_spk, ref_v, _ = step_loop(policy, "IF", dict(r=np.ones(2), v_threshold=np.ones(2), v_reset=np.zeros(2)), x)

@@ -432,5 +432,5 @@ def test_new_fields_travel_in_the_metadata_and_default_to_todays_rule():
     policy = Policy.preset("sinabs", spikes="multi", max_spikes=31, v_min="-v_threshold", initial_v="v_reset")
     assert Policy.from_metadata(policy.to_metadata()) == policy
     assert Policy().spikes == "single" and Policy().v_min is None and Policy().initial_v == "zero"
-    override = Policy.preset("sinabs").with_override("n", spikes="multi", v_min=-1.0)
+    override = Policy.preset("sinabs", spikes="single").with_override("n", spikes="multi", v_min=-1.0)
     assert override.for_node("n", "IF").v_min == -1.0 and override.for_node("m", "IF").spikes == "single"

@@ -79,21 +79,48 @@ def _norse(**changes: Any) -> dict[str, Any]:
 
 
 def _sinabs(**changes: Any) -> dict[str, Any]:
-    """Sinabs 3.1.3 (SynSense; an optional dependency: `sinabs/nir.py`, `layers/lif.py`,
-    `activation/spike_generation.py`, `layers/functional/lif.py`).
+    """Sinabs 3.1.3 layers with their defaults (`layers/functional/lif.py` `lif_forward_single`,
+    `activation/spike_generation.py`, `activation/reset_mechanism.py`, `layers/lif.py`, `iaf.py`,
+    `exp_leak.py`; pinned in plugins/nirbridge-sinabs/tests/test_sinabs_semantics.py).
 
-    - dt 1: time constants are in steps (`alpha_mem = exp(-1/tau_mem)`).
-    - integration exact: that `exp(-1/tau)`.
-    - input impulse: `from_nir` builds LIF/LI layers with `norm_input=False`, so
-      `v = alpha*v + x`; IAF adds `x`.
-    - reset subtract: `MembraneSubtract` is the default reset; immediate.
-    - threshold ge: `SingleSpike` fires on `v - threshold >= 0`; the default `MultiSpike`
-      emits `trunc(v/threshold)` spikes (several per step: not representable in NIR).
-    - current_order current_first: with tau_syn, `i_syn` is updated before `v`.
-    - Not policy: `from_nir` gives IF layers a floor `min_v_mem = -v_threshold`.
+    - dt 1: there is no dt; time constants are in steps (`alpha = exp(-1/tau_mem)`).
+    - integration exact: that `exp(-1/tau)` (`alpha_mem_calculated`).
+    - input impulse: `v = alpha*v + x` for `IAF`, `ExpLeak` (default `norm_input=False`) and what
+      `sinabs.from_nir` builds. `LIF`'s default `norm_input=True` is `v = alpha*v + (1-alpha)*x`,
+      the exact current input with r = 1: the Sinabs export writes that node with an override
+      `input="current"`.
+    - spikes multi: the default `MultiSpike` emits `trunc(v/threshold)` spikes per step where
+      `v > 0` (`SingleSpike`: one spike, exported as an override; `MaxSpike(m)`: `max_spikes=m`).
+    - threshold ge: the first spike needs `v/threshold >= 1`, i.e. `v >= threshold`
+      (`SingleSpike`: `v - threshold >= 0`).
+    - reset subtract, immediate: `MembraneSubtract` removes `n*threshold` in the same step.
+    - current_order current_first: with `tau_syn`, `i = alpha_syn*(i + x)` is updated before v.
+    - v_min None: `min_v_mem` is None by default; `sinabs.from_model` sets -1.0 on every layer and
+      `sinabs.from_nir` -v_threshold (`v = relu(v - m) + m` after the reset).
+    - initial_v zero: states start at 0 (`init_state_with_shape`).
     """
     return dict(dt=1.0, integration="exact", reset="subtract", reset_timing="immediate",
-                threshold="ge", current_order="current_first", input="impulse") | changes
+                threshold="ge", current_order="current_first", input="impulse", spikes="multi") | changes
+
+
+def _spikingjelly(**changes: Any) -> dict[str, Any]:
+    """SpikingJelly 2.0.0 `activation_based` neurons with their defaults (`_ops/lif/cpu.py`,
+    `_ops/if_/cpu.py`, `neuron/base_node.py`, `nir_exchange/to_nir.py`; pinned in
+    plugins/nirbridge-spikingjelly/tests/test_spikingjelly_semantics.py).
+
+    - dt 1e-4: `export_to_nir`/`import_from_nir` default `dt=1e-4`; tau is in steps
+      (`tau_nir = tau * dt`).
+    - integration euler: `LIFNode` steps `h = v + (x - (v - v_reset))/tau`, decay 1 - 1/tau.
+    - input current: that is NIR's Euler current input with `r = 1` (`decay_input=True`, the
+      default) or `r = tau` (`decay_input=False`); `IFNode`'s `h = v + x` is `r = 1/dt`.
+    - threshold ge: `s = h >= v_threshold`.
+    - reset to_reset, immediate: `v_reset=0.0` (default) is a hard reset in the same step, the
+      leak target v_leak = v_reset; `v_reset=None` is a soft reset (`subtract`, v_leak 0).
+    - current_order current_first: `CUBALIFNode` adds this step's current to v.
+    - initial_v v_reset: `BaseNode` starts v at v_reset (0 under a soft reset).
+    """
+    return dict(dt=1e-4, integration="euler", reset="to_reset", reset_timing="immediate",
+                threshold="ge", current_order="current_first", input="current", initial_v="v_reset") | changes
 
 
 def _nir_paper(**changes: Any) -> dict[str, Any]:
@@ -111,4 +138,4 @@ def _nir_paper(**changes: Any) -> dict[str, Any]:
 
 
 #: preset name -> builder(**changes) -> Policy fields; each builder's docstring cites its facts
-PRESETS = {"nir": _nir, "snntorch": _snntorch, "norse": _norse, "sinabs": _sinabs, "nir-paper": _nir_paper}
+PRESETS = {"nir": _nir, "snntorch": _snntorch, "norse": _norse, "sinabs": _sinabs, "spikingjelly": _spikingjelly, "nir-paper": _nir_paper}

@@ -356,9 +356,10 @@ def _balance(seen: dict[str, tuple[int, int]]) -> int:
 
 def tie_flips(graph: Graph, x: np.ndarray, policy: Policy, reference: SimulationResult, record: list[str]) -> int:
     """How many spikes of `reference` change when the threshold rule is swapped (gt <-> ge):
-    the steps at which a potential lies exactly on its threshold."""
+    the steps at which a potential lies exactly on its threshold (a spike count is compared
+    as fired or not: the swap makes spikes single, see `swap`)."""
     other = spike_trains(simulate(graph, x, policy=swap(policy, "threshold", ("gt", "ge")), record=record), graph)
-    return sum(int(np.count_nonzero(z != other[n])) for n, z in spike_trains(reference, graph).items())
+    return sum(int(np.count_nonzero((z != 0) != (other[n] != 0))) for n, z in spike_trains(reference, graph).items())
 
 
 def case_inputs(name: str, graph: Graph, policy: Policy, *, steps: int, batch: int, record: list[str]):
@@ -395,14 +396,16 @@ def describe_activity(seen: dict[str, tuple[int, int]]) -> str:
 
 def swap(policy: Policy, field: str, values: tuple[str, str]) -> Policy:
     """`policy` with `field` exchanged between the two `values` wherever it is set (the
-    graph-wide value and every type and node override)."""
+    graph-wide value and every type and node override). Swapping `threshold` also makes
+    spikes single (`spikes="multi"` counts from `ge` only)."""
     other = dict(zip(values, reversed(values)))
     data = policy.model_dump()
-    data[field] = other.get(data[field], data[field])
-    for overrides in (data["type_overrides"], data["overrides"]):
-        for override in overrides.values():
-            if override.get(field) is not None:
-                override[field] = other.get(override[field], override[field])
+    levels = [data, *data["type_overrides"].values(), *data["overrides"].values()]
+    for level in levels:
+        if level.get(field) is not None:
+            level[field] = other.get(level[field], level[field])
+        if field == "threshold" and level.get("spikes") is not None:
+            level["spikes"], level["max_spikes"] = "single", None
     return Policy(**data)
 
 
