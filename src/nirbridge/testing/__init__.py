@@ -217,8 +217,10 @@ def _network(p: Policy, rng) -> Graph:
 def _recurrent(kind: str, dense: str) -> Callable[[Policy, np.random.Generator], Graph]:
     def build(p: Policy, rng) -> Graph:
         layers = [("fc", _dense(dense, 5, 4, rng)), ("lif", _node(kind, (5,), p, rng))]
-        extra = [("w_rec", _dense(dense, 5, 5, rng, -0.5, 0.5))]
-        return _chain((4,), layers, (5,), extra, [("lif", "w_rec"), ("w_rec", "lif")])
+        w_rec = _dense(dense, 5, 5, rng, -0.5, 0.5)
+        if p.for_node("", kind).spikes == "multi":  # spike counts fed back through the synapse grow without bound
+            w_rec["weight"] = (w_rec["weight"] * F(0.25)).astype(F)
+        return _chain((4,), layers, (5,), [("w_rec", w_rec)], [("lif", "w_rec"), ("w_rec", "lif")])
 
     return build
 
