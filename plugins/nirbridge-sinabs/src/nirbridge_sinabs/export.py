@@ -122,7 +122,8 @@ def _neuron(layer: Layer, kind: str) -> Piece:
     module, name, shape = layer.module, layer.name, layer.shape
     ones, zeros = np.ones(shape, np.float32), np.zeros(shape, np.float32)
     problems, fields = [], {"input": "current" if kind != "IF" and module.norm_input else "impulse"}
-    if kind == "IF" and module.tau_syn is not None:
+    synapse = module.alpha_syn_calculated is not None
+    if kind == "IF" and synapse:
         return Piece.refused(name, layer.kind, "IAF with tau_syn is a current-based IF; NIR's CubaLIF needs a finite tau_mem", "use LIF(tau_syn=...)")
     threshold = None if kind == "LI" else full(module.spike_threshold, shape, f"{name}.spike_threshold")
     parts = [_floor(module, threshold)] + ([] if kind == "LI" else [_spikes(module), _reset(module, threshold)])
@@ -138,7 +139,7 @@ def _neuron(layer: Layer, kind: str) -> Piece:
         node: g.Node = g.IF(r=ones, **limits)
     elif kind == "LI":
         node = g.LI(tau=_decay(module, "mem", layer), r=ones, v_leak=zeros)
-    elif module.tau_syn is None and not (module.train_alphas and module.alpha_syn is not None):
+    elif not synapse:
         node = g.LIF(tau=_decay(module, "mem", layer), r=ones, v_leak=zeros, **limits)
     else:  # i = alpha_syn (i + x): w_in = alpha_syn under impulse; v += c i with c = 1 - a (norm_input) or 1
         tau_mem, tau_syn = _decay(module, "mem", layer), _decay(module, "syn", layer)
