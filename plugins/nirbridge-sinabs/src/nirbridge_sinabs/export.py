@@ -101,12 +101,11 @@ def _floor(module, threshold: np.ndarray | None) -> tuple[dict, str]:
     if threshold is None:
         return {}, "min_v_mem on a leaky integrator (the Policy floors spiking neurons only)"
     floor = to_array(module.min_v_mem)
+    if (value := _uniform(floor)) is not None:
+        return {"v_min": value}, ""
     if np.array_equal(np.broadcast_to(floor, threshold.shape), -threshold):
         return {"v_min": "-v_threshold"}, ""
-    value = _uniform(floor)
-    if value is None:
-        return {}, "min_v_mem differs between neurons (the Policy's v_min is one number, or -v_threshold)"
-    return {"v_min": value}, ""
+    return {}, "min_v_mem differs between neurons (the Policy's v_min is one number, or -v_threshold)"
 
 
 def _decay(module, name: str, layer: Layer) -> np.ndarray:
