@@ -4,8 +4,6 @@ paper's CNN."""
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 import pytest
 import sinabs.layers as sl
@@ -17,7 +15,6 @@ from nirbridge.testing import build_case, case_inputs, case_policy
 from nirbridge_sinabs.neurons import SinabsNeuron
 from nirbridge_torch.cells import PolicyNeuron
 
-FIXTURES = next((p / "shared/fixtures/nir-paper" for p in Path(__file__).resolve().parents if (p / "shared/fixtures/nir-paper").is_dir()), None)
 STOCK = {"i": sl.ExpLeak, "if": sl.IAF, "li": sl.ExpLeak, "lif": sl.LIF}
 
 
@@ -81,11 +78,10 @@ def test_trained_parameters_go_back_into_the_graph():
     assert not np.array_equal(back.nodes["lif"].tau, graph.nodes["lif"].tau)
 
 
-@pytest.mark.skipif(FIXTURES is None, reason="NIR paper fixtures (shared/fixtures/nir-paper) not present")
-def test_nir_paper_cnn_runs_on_stock_iaf_layers_with_the_reference_spikes():
+def test_nir_paper_cnn_runs_on_stock_iaf_layers_with_the_reference_spikes(fixtures_dir):
     """cnn_sinabs.nir (exported from Sinabs): every IF node an IAF with MultiSpike, spike
     counts identical to the reference under the sinabs preset in all 5 layers."""
-    graph = nirbridge.load(FIXTURES / "02_cnn" / "cnn_sinabs.nir")
+    graph = nirbridge.load(fixtures_dir / "02_cnn" / "cnn_sinabs.nir")
     layers = [n for n, node in graph.nodes.items() if node.type == "IF"]
     p = nirbridge.plan(graph, "sinabs", policy="sinabs")
     model = p.build()
