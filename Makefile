@@ -13,8 +13,9 @@ $(VENV)/.installed: pyproject.toml $(wildcard plugins/*/pyproject.toml)
 	$(PY) -m pip install -q torch==2.14.1 torchvision==0.29.1
 	$(PY) -m pip install -q -e '.[dev,plot,ray,data]' $(foreach p,$(PLUGINS),-e $(p))
 	$(PY) -m pip install -q 'snntorch==1.0.0' 'norse==1.1.0' 'tonic==1.7.0'
-	# Sinabs only pins the `sinabs` Policy preset in the tests; its own pins would downgrade nir
-	$(PY) -m pip install -q --no-deps 'sinabs==3.1.3' pbr
+	# Sinabs 3.1.3 pins nir<=1.0.4 and samna (its chip SDK, unused here), which would downgrade nir:
+	# installed without dependencies; what `import sinabs` needs is in plugins/nirbridge-sinabs/pyproject.toml
+	$(PY) -m pip install -q --no-deps 'sinabs==3.1.3'
 	touch $@
 
 install: $(VENV)/.installed
@@ -33,6 +34,7 @@ bench: install
 	$(PY) -m benchmarks.bench_memory --write
 	$(PY) -m benchmarks.bench_large_graph --write
 	$(PY) -m benchmarks.bench_torch
+	PYTHONHASHSEED=0 $(PY) -m benchmarks.naive_nir_functions --write
 
 clean:
 	rm -rf $(VENV) .pytest_cache .hypothesis
