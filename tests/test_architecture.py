@@ -27,7 +27,7 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
     ("reports", ("report", "compare")),
     ("backends", ("backends.base", "backends.hookspecs", "rewrite", "backends.numpy", "backends.registry", "backends")),
     ("conversion", ("conversion", "verification", "support_matrix", "recording", "evaluation", "ray_engine")),
-    ("interfaces", ("cli", "plot", "testing", "")),
+    ("interfaces", ("cli", "plot", "testing", "testing.roundtrip", "")),
 ]
 RANK = {module: rank for rank, (_, modules) in enumerate(LAYERS) for module in modules}
 
