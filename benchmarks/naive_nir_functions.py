@@ -176,6 +176,62 @@ def sj_rows() -> list[str]:
     return rows
 
 
+def paper_rows() -> list[str]:
+    """The NIR paper's CNN (`cnn_sinabs.nir`, exported from Sinabs) through each framework's
+    importer and through nirbridge, on 30 steps of 2x34x34 event frames (p = 0.1, batch 2):
+    output spike entries differing from the reference under the `sinabs` preset."""
+    import nir
+    from sinabs.nir import from_nir
+    from spikingjelly.activation_based import functional
+    from spikingjelly.activation_based.nir_exchange import import_from_nir
+
+    import nirbridge
+
+    path = ROOT.parent / "shared" / "fixtures" / "nir-paper" / "02_cnn" / "cnn_sinabs.nir"
+    if not path.is_file():
+        return [f"({path} not found)"]
+    graph = nirbridge.load(path)
+    frames = (np.random.default_rng(0).random((30, 2, 2, 34, 34)) < 0.1).astype(np.float32)
+    want = nirbridge.simulate(graph, frames, policy="sinabs").output
+    rows = ["| importer | result | output spike entries differing from the reference (`sinabs` preset) |", "|---|---|---|"]
+
+    def row(label, run):
+        try:
+            got = np.asarray(run()).reshape(want.shape)
+            rows.append(f"| {label} | ok | {int(np.count_nonzero(got != want))}/{want.size} (output spikes {int(got.sum())}, reference {int(want.sum())}) |")
+        except Exception as exc:  # noqa: BLE001
+            rows.append(f"| {label} | {err(exc)} | - |")
+
+    def sinabs_run():
+        model = from_nir(nir.read(str(path)), batch_size=2)
+        with torch.no_grad():
+            out = model(torch.from_numpy(frames).transpose(0, 1).reshape(60, 2, 34, 34))
+        out = out[0] if isinstance(out, tuple) else out
+        return out.reshape(2, 30, 10).transpose(0, 1).numpy()
+
+    def sj_run(mode):
+        model = import_from_nir(nir.read(str(path)), dt=1.0, step_mode=mode)
+        functional.reset_net(model)
+        xt = torch.from_numpy(frames)
+        with torch.no_grad():
+            if mode == "m":
+                out = model(xt)
+                return (out[0] if isinstance(out, tuple) else out).numpy()
+            state, outs = None, []
+            for step in xt:
+                out = model(step) if state is None else model(step, state)
+                out, state = out if isinstance(out, tuple) else (out, None)
+                outs.append(out)
+            return torch.stack(outs).numpy()
+
+    row("`sinabs.nir.from_nir`", sinabs_run)
+    row("SpikingJelly `import_from_nir(dt=1, step_mode='m')`", lambda: sj_run("m"))
+    row("SpikingJelly `import_from_nir(dt=1, step_mode='s')`", lambda: sj_run("s"))
+    for target in ("sinabs", "spikingjelly", "snntorch", "norse"):
+        row(f"nirbridge `convert(graph, to={target!r}, policy='sinabs')`", lambda t=target: nirbridge.convert(graph, to=t, policy="sinabs").run(frames).output)
+    return rows
+
+
 def main(argv: list[str]) -> None:
     import nir
     import sinabs
@@ -185,7 +241,8 @@ def main(argv: list[str]) -> None:
              *environment([f"nir {nir.version}", f"torch {torch.__version__}", f"sinabs {sinabs.__version__}",
                            f"spikingjelly {getattr(spikingjelly, '__version__', '2.0.0')}"]),
              "", "## Sinabs: `sinabs.nir.to_nir` / `from_nir`", "", *sinabs_rows(),
-             "", "## SpikingJelly: `nir_exchange.export_to_nir` / `import_from_nir` (dt 1e-4)", "", *sj_rows()]
+             "", "## SpikingJelly: `nir_exchange.export_to_nir` / `import_from_nir` (dt 1e-4)", "", *sj_rows(),
+             "", "## The NIR paper's CNN (`cnn_sinabs.nir`) through the importers", "", *paper_rows()]
     write("naive_nir_functions.md", "\n".join(lines), "--write" in argv)
 
 

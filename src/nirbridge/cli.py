@@ -32,6 +32,7 @@ import numpy as np
 
 from .atomic import replacing, writable_target
 from .errors import GapError, NirbridgeError
+from .semantics import PRESETS
 from .table import table
 
 EXIT_OK, EXIT_NO, EXIT_ERROR = 0, 1, 2
@@ -256,7 +257,7 @@ def _default_record(graph) -> list[str]:
 
 POLICY_OPTION = click.option(
     "--policy", "preset", metavar="PRESET",
-    help="Policy preset to run under (nir, snntorch, norse, sinabs, nir-paper); default: the "
+    help=f"Policy preset to run under ({', '.join(PRESETS)}); default: the "
     "policy in the file's metadata, else the library's choice.",
 )
 DT_OPTION = click.option(
