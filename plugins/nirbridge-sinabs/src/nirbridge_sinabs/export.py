@@ -109,12 +109,25 @@ def _floor(module, threshold: np.ndarray | None) -> tuple[dict, str]:
 
 
 def _decay(module, name: str, layer: Layer) -> np.ndarray:
-    """tau in the graph's units of a time constant `name` ('mem' or 'syn') of the layer."""
+    """tau in the graph's units of a time constant `name` ('mem' or 'syn') of the layer: the
+    float32 tau nearest tau_steps * dt (or -dt / ln alpha with train_alphas) whose decay, as
+    the reference computes it (exp(-dt/tau) in float64, rounded once), is the float32 alpha
+    Sinabs steps with (torch's float32 exp can be one ulp off the correctly rounded value)."""
     dt = layer.policy.dt
+    alpha = full(getattr(module, f"alpha_{name}_calculated"), layer.shape, f"{layer.name}.alpha_{name}")
     if module.train_alphas:
-        alpha = full(getattr(module, f"alpha_{name}"), layer.shape, f"{layer.name}.alpha_{name}").astype(np.float64)
-        return np.asarray(tau_from_decay(alpha, dt, "exact"), np.float32)
-    return (full(getattr(module, f"tau_{name}"), layer.shape, f"{layer.name}.tau_{name}").astype(np.float64) * dt).astype(np.float32)
+        start = np.asarray(tau_from_decay(alpha.astype(np.float64), dt, "exact"), np.float32)
+    else:
+        start = (full(getattr(module, f"tau_{name}"), layer.shape, f"{layer.name}.tau_{name}").astype(np.float64) * dt).astype(np.float32)
+    # the taus whose exp(-dt/tau) rounds to alpha lie between those of the midpoints to alpha's
+    # neighbours: take the float32 tau there nearest the start (none there: keep the start)
+    a = alpha.astype(np.float64)
+    edges = [-dt / np.log((a + np.nextafter(alpha, np.float32(side)).astype(np.float64)) / 2) for side in (0, 1)]
+    near = np.clip(start.astype(np.float64), *edges).astype(np.float32)
+    tau = start
+    for candidate in (np.nextafter(near, np.float32(0)), np.nextafter(near, np.float32(np.inf)), near, start):
+        tau = np.where(np.exp(-dt / candidate.astype(np.float64)).astype(np.float32) == alpha, candidate, tau)
+    return tau
 
 
 def _neuron(layer: Layer, kind: str) -> Piece:
