@@ -44,6 +44,8 @@ MODELS = {
         lambda: nn.Sequential(nn.Linear(12, 16), sl.IAFSqueeze(batch_size=B), nn.Linear(16, 6), sl.ExpLeakSqueeze(tau_mem=4.0, batch_size=B)), (12,)),
     "CNN: Conv-IAFSqueeze-SumPool2d x2, Flatten, Linear-IAFSqueeze": (lambda: _cnn(sl.SumPool2d), (2, 8, 8)),
     "CNN with nn.AvgPool2d": (lambda: _cnn(nn.AvgPool2d), (2, 8, 8)),
+    "Conv1d-IAFSqueeze, Flatten, Linear-IAFSqueeze": (lambda: nn.Sequential(nn.Conv1d(2, 4, 3, padding=1), sl.IAFSqueeze(batch_size=B), nn.Flatten(),
+                                                                           nn.Linear(32, 6), sl.IAFSqueeze(batch_size=B)), (2, 8)),
     "sinabs.from_model(Conv-ReLU-AvgPool x2, Flatten, Linear-ReLU)": (lambda: sinabs.from_model(nn.Sequential(
         nn.Conv2d(2, 4, 3, padding=1), nn.ReLU(), nn.AvgPool2d(2), nn.Conv2d(4, 6, 3, padding=1), nn.ReLU(), nn.AvgPool2d(2),
         nn.Flatten(), nn.Linear(24, 8), nn.ReLU()), batch_size=B), (2, 8, 8)),
@@ -95,18 +97,24 @@ def spike_input(features, seed: int = 0, rate: float = 0.3) -> np.ndarray:
 def tune(model: nn.Module, x: np.ndarray, lo: float = 0.1, hi: float = 0.6) -> nn.Module:
     """Weights |w| with a quarter of them negated and no biases, then each weight layer scaled
     (in order) until the spiking layer after it fires at a rate in (lo, hi)."""
-    layers = [m for m in model.modules() if isinstance(m, (nn.Linear, nn.Conv2d))]
+    layers = [m for m in model.modules() if isinstance(m, (nn.Linear, nn.Conv1d, nn.Conv2d))]
     gen = torch.Generator().manual_seed(1)
     with torch.no_grad():
         for i, layer in enumerate(layers):
             layer.weight.abs_().mul_(torch.where(torch.rand(layer.weight.shape, generator=gen) < 0.25, -1.0, 1.0))
             if layer.bias is not None:
                 layer.bias.zero_()
-            for _ in range(30):
+            factor, last = 1.5, 0
+            for _ in range(40):  # scale up while silent, down while too busy; halve the step at each turn
                 rates = [float((s > 0).mean()) for s in run_native(model, x)[1].values()]
                 if i >= len(rates) or lo < rates[i] < hi:
                     break
-                layer.weight.mul_(1.5 if rates[i] <= lo else 0.7)
+                way = 1 if rates[i] <= lo else -1
+                factor = factor ** 0.5 if way == -last else factor
+                layer.weight.mul_(factor ** way)
+                last = way
+            else:
+                raise AssertionError(f"weight layer {i} could not be scaled to a firing rate in ({lo}, {hi}): {rates}")
     return model
 
 

@@ -33,6 +33,8 @@ MODELS = {
     "CUBALIFNode MLP": (lambda: _mlp(neuron.CUBALIFNode), (12,)),
     "CNN: Conv-IF-AvgPool, Conv-LIF-AvgPool, Flatten, Linear-LIF": (lambda: _cnn(layer.AvgPool2d), (2, 8, 8)),
     "CNN with MaxPool2d after spikes": (lambda: _cnn(layer.MaxPool2d), (2, 8, 8)),
+    "Conv1d-IF, Flatten, Linear-LIF": (lambda: nn.Sequential(layer.Conv1d(2, 4, 3, padding=1), neuron.IFNode(), layer.Flatten(), layer.Linear(32, 6),
+                                                           neuron.LIFNode()), (2, 8)),
     "LIFNode MLP with Dropout (eval)": (lambda: nn.Sequential(layer.Linear(12, 16), neuron.LIFNode(), layer.Dropout(0.5), layer.Linear(16, 6),
                                                               neuron.LIFNode()).eval(), (12,)),
 }
@@ -71,18 +73,24 @@ def run_native(model: nn.Module, x: np.ndarray) -> tuple[np.ndarray, dict[str, n
 def tune(model: nn.Module, x: np.ndarray, lo: float = 0.1, hi: float = 0.6) -> nn.Module:
     """Weights |w| with a quarter of them negated and no biases, then each weight layer scaled
     (in order) until the spiking layer after it fires at a rate in (lo, hi)."""
-    layers = [m for m in model.modules() if isinstance(m, (nn.Linear, nn.Conv2d))]
+    layers = [m for m in model.modules() if isinstance(m, (nn.Linear, nn.Conv1d, nn.Conv2d))]
     gen = torch.Generator().manual_seed(1)
     with torch.no_grad():
         for i, lay in enumerate(layers):
             lay.weight.abs_().mul_(torch.where(torch.rand(lay.weight.shape, generator=gen) < 0.25, -1.0, 1.0))
             if lay.bias is not None:
                 lay.bias.zero_()
-            for _ in range(30):
+            factor, last = 1.5, 0
+            for _ in range(40):  # scale up while silent, down while too busy; halve the step at each turn
                 rates = [float(s.mean()) for s in run_native(model, x)[1].values()]
                 if i >= len(rates) or lo < rates[i] < hi:
                     break
-                lay.weight.mul_(1.5 if rates[i] <= lo else 0.7)
+                way = 1 if rates[i] <= lo else -1
+                factor = factor ** 0.5 if way == -last else factor
+                lay.weight.mul_(factor ** way)
+                last = way
+            else:
+                raise AssertionError(f"weight layer {i} could not be scaled to a firing rate in ({lo}, {hi}): {rates}")
     return model
 
 

@@ -144,3 +144,14 @@ def test_trained_input_gain_goes_back_into_r():
         cell.gain.mul_(0.5)
     back = nirbridge.convert(model, to="nir")
     np.testing.assert_allclose(back.nodes["1"].r, 0.5 / DT, rtol=1e-6)
+
+
+def test_saved_graph_is_nir_and_loads_back(tmp_path):
+    import nir
+
+    model, x = make("Conv1d-IF, Flatten, Linear-LIF", "m")
+    graph, policy = export(model, x)
+    nirbridge.save(graph, tmp_path / "net.nir")
+    assert nir.read(str(tmp_path / "net.nir")).nodes["0"].input_shape == 8  # nir.Conv1d's length: a scalar
+    back = nirbridge.load(tmp_path / "net.nir")
+    assert back == graph and Policy.from_metadata(back.metadata) == policy

@@ -205,7 +205,7 @@ def export_stateless(module: torch.nn.Module, input_shape: tuple[int, ...], *, n
         return cls(
             weight=to_array(module.weight, prefix + "weight"), bias=bias, stride=np.array(module.stride, dtype=np.int64),
             padding=padding, dilation=np.array(module.dilation, dtype=np.int64), groups=np.array(module.groups, dtype=np.int64),
-            input_shape=np.array(input_shape[1:], dtype=np.int64),
+            input_shape=np.array(input_shape[1] if n == 1 else input_shape[1:], dtype=np.int64),  # nir.Conv1d: a scalar length
         )
     if isinstance(module, torch.nn.Flatten):
         start = module.start_dim - lead if module.start_dim > 0 else module.start_dim
