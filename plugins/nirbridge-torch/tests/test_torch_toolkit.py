@@ -184,3 +184,13 @@ def test_counts_floors_and_initial_potentials_convert_exactly(backend, changes):
     if changes.get("spikes") == "multi":
         reference = nirbridge.simulate(graph, x, policy=policy, record=["lif1"])
         assert reference.states["lif1"]["spikes"].max() >= 2  # counts above one are compared too
+
+
+def test_a_delay_line_longer_than_any_run_is_refused_with_the_reason():
+    import nirbridge
+
+    graph = g.Graph(nodes={"input": g.Input(shape=np.array([1])), "d": g.Delay(delay=np.array([1e30])), "output": g.Output(shape=np.array([1]))},
+                    edges=[("input", "d"), ("d", "output")])
+    for backend in ("snntorch", "norse"):
+        gap = nirbridge.check(graph, to=backend)["d"]
+        assert gap.status == "unsupported" and "over the 16,777,216 steps a delay line may hold" in gap.reason
