@@ -219,7 +219,20 @@ def _step_converted(model):
     return run
 
 
-def bench_run(reps: int, steps: int, batch: int) -> tuple[list[tuple[str, float | None, str]], list[str]]:
+def _synchronized(run, device: str):
+    """`run`, waiting for the device to finish (CUDA runs asynchronously)."""
+    if device == "cpu":
+        return run
+
+    def timed(x):
+        out = run(x)
+        torch.cuda.synchronize()
+        return out
+
+    return timed
+
+
+def bench_run(reps: int, steps: int, batch: int, device: str = "cpu") -> tuple[list[tuple[str, float | None, str]], list[str]]:
     rows: list[tuple[str, float | None, str]] = []
     notes: list[str] = []
     rng = np.random.default_rng(0)
@@ -239,18 +252,22 @@ def bench_run(reps: int, steps: int, batch: int) -> tuple[list[tuple[str, float 
             x = inputs[net_name]
             graph = nirbridge.convert(native, to="nir", sample=x[0])
             converted = nirbridge.convert(graph, to=framework)
-            run_native, run_converted = stepper(native), _step_converted(converted)
+            if device != "cpu":  # the same models and input, moved with .to(device)
+                native, converted, x = native.to(device), converted.to(device), x.to(device)
+            run_native, run_converted = _synchronized(stepper(native), device), _synchronized(_step_converted(converted), device)
             a, b = run_native(x), run_converted(x)
             same = bool(torch.equal(a, b))
             native_ms, converted_ms, ratio, fastest = paired_ms(lambda: run_native(x), lambda: run_converted(x), reps)
             label = f"{net_name}, {framework}"
             spiking = [n for n, node in graph.nodes.items() if node.type in ("IF", "LIF", "CubaLIF")]
-            rates = nirbridge.simulate(graph, x.numpy(), record=spiking).states
+            rates = nirbridge.simulate(graph, x.cpu().numpy(), record=spiking).states
             rate = ", ".join(f"{rates[n]['spikes'].mean():.3f}" for n in spiking)
             rows.append((f"{label}: native model", native_ms, f"firing rates per layer {rate}"))
             rows.append((f"{label}: converted from its graph", converted_ms, "same output spikes" if same else "OUTPUT SPIKES DIFFER"))
             notes.append(f"{label}: converted / native **{ratio:.3f}x** (median of per-repetition ratios; target <= 1.05x); "
-                         f"fastest runs {fastest:.3f}x")
+                         f"fastest runs {fastest:.3f}x"
+                         + (f"; throughput {steps * batch / converted_ms * 1e3:,.0f} against {steps * batch / native_ms * 1e3:,.0f} "
+                            f"sample-steps/s native on {device}" if device != "cpu" else ""))
     return rows, notes
 
 
@@ -270,6 +287,7 @@ def main(argv=None) -> None:
     parser.add_argument("--threads", type=int, default=1, help="torch threads (default 1)")
     parser.add_argument("--quick", action="store_true", help="small sizes, 3 repetitions: a smoke run")
     parser.add_argument("--no-write", action="store_true")
+    parser.add_argument("--device", default="auto", help="also run the models on this torch device; auto: cuda when present")
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
     reps = 3 if args.quick else args.reps
@@ -278,11 +296,19 @@ def main(argv=None) -> None:
     lines = ["# Torch backends: convert and run", "", "Written by `benchmarks/bench_torch.py`.", "",
              f"{platform.machine()}, {os.cpu_count()} CPUs, torch {torch.__version__}, {args.threads} thread(s); "
              f"load average {', '.join(f'{v:.2f}' for v in os.getloadavg())}; medians of {reps} repetitions.", ""]
-    for title, (rows, notes) in (
+    sections = [
         ("Convert a graph", bench_convert(reps, sizes)),
         (f"Run converted models against native ones (T = {steps}, batch {batch})", bench_run(reps, steps, batch)),
-    ):
+    ]
+    device = ("cuda" if torch.cuda.is_available() else None) if args.device == "auto" else args.device
+    if device and device.startswith("cuda") and not torch.cuda.is_available():
+        device = None
+    if device and device != "cpu":
+        sections.append((f"Run on {device} (T = {steps}, batch {batch}; models moved with .to)", bench_run(reps, steps, batch, device)))
+    for title, (rows, notes) in sections:
         lines += [f"## {title}", "", *table(rows), "", *(f"- {n}" for n in notes), ""]
+    if not device or device == "cpu":
+        lines += ["No CUDA device here: the GPU run was skipped.", ""]
     text = "\n".join(lines)
     print(text)
     if not args.no_write and not args.quick:

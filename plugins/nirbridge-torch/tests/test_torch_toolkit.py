@@ -184,3 +184,50 @@ def test_counts_floors_and_initial_potentials_convert_exactly(backend, changes):
     if changes.get("spikes") == "multi":
         reference = nirbridge.simulate(graph, x, policy=policy, record=["lif1"])
         assert reference.states["lif1"]["spikes"].max() >= 2  # counts above one are compared too
+
+
+def test_a_delay_line_longer_than_any_run_is_refused_with_the_reason():
+    import nirbridge
+
+    graph = g.Graph(nodes={"input": g.Input(shape=np.array([1])), "d": g.Delay(delay=np.array([1e30])), "output": g.Output(shape=np.array([1]))},
+                    edges=[("input", "d"), ("d", "output")])
+    for backend in ("snntorch", "norse"):
+        gap = nirbridge.check(graph, to=backend)["d"]
+        assert gap.status == "unsupported" and "over the 16,777,216 steps a delay line may hold" in gap.reason
+
+
+def _tensors_left_behind(model: torch.nn.Module, device: str) -> list[str]:
+    """Tensors a module holds (attributes, and named tuples of them, as Norse keeps its
+    parameters) that are not on `device`."""
+    found = []
+    for name, module in model.named_modules():
+        for attr, value in vars(module).items():
+            values = value._asdict().items() if hasattr(value, "_asdict") else [(attr, value)]
+            found += [f"{name}.{attr}.{k}" for k, v in values if isinstance(v, torch.Tensor) and v.device.type != device]
+    return found
+
+
+@pytest.mark.parametrize("case", ["network", "conv_net", "recurrent_cubalif", "delay", "nested_recurrent", "cubali", "if", "li"])
+@pytest.mark.parametrize("backend", ["snntorch", "norse"])
+def test_converted_models_move_with_to_device(backend, case):
+    """Every tensor a converted model steps with follows `.to(device)`. On torch's `meta`
+    device (no data, no GPU needed) a tensor left behind on the CPU raises at the first step;
+    where a step needs a value (`.item()`, which meta tensors cannot give: snnTorch's
+    RSynaptic, the policy neuron's check for uniform constants), every tensor the model holds
+    is checked instead."""
+    import nirbridge
+    from nirbridge.testing import build_case
+
+    policy = Policy.preset(backend)
+    graph = build_case(case, policy)
+    model = nirbridge.convert(graph, to=backend, policy=policy).to("meta")
+    assert _tensors_left_behind(model, "meta") == []
+    x = torch.zeros((2, *(int(n) for n in graph.nodes["input"].shape)), device="meta")
+    model.reset()
+    try:
+        for _ in range(3):
+            out = model(x)
+    except RuntimeError as exc:
+        assert "cannot be called on meta tensors" in str(exc), exc
+    else:
+        assert out.device.type == "meta"

@@ -109,6 +109,23 @@ class NativeCell(torch.nn.Module):
     def reset_state(self) -> None:
         self.now.state = self.now.jump = self.now.out = None
 
+    def _apply(self, fn, *args, **kwargs):
+        """`.to(device)`, `.double()`, ...: Norse keeps the cell's tensors in a named tuple that
+        torch does not see; put the converted ones back in it (parameters as registered here,
+        other tensors such as the surrogate's `alpha` converted the same way)."""
+        super()._apply(fn, *args, **kwargs)
+        p = self.cell.p
+        moved = {}
+        for field in p._fields:
+            value = getattr(p, field)
+            if field in self._parameters:
+                moved[field] = self._parameters[field]
+            elif isinstance(value, torch.Tensor):
+                moved[field] = fn(value)
+        self.cell.p = p._replace(**moved)
+        self.reset_state()
+        return self
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.scale is not None:
             x = self.scale(x)

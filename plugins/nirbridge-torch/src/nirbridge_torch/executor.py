@@ -111,10 +111,19 @@ class GraphModule(torch.nn.Module):
         return {"y": self.step_values.values[self._slots[name]]}
 
 
+def model_device(model: torch.nn.Module) -> torch.device:
+    """Where a model's tensors are (the CPU for a model without any)."""
+    for tensor in (*model.parameters(), *model.buffers()):
+        return tensor.device
+    return torch.device("cpu")
+
+
 def run_sequence(model: GraphModule, x, *, record=()) -> SimulationResult:
-    """Reset `model`, run it over x shaped (time, batch, ...) and return numpy arrays."""
+    """Reset `model`, run it over x shaped (time, batch, ...) on the model's device and return
+    numpy arrays."""
     x = x if isinstance(x, Mapping) else {None: x}
-    seq = {k: torch.as_tensor(np.asarray(v), dtype=torch.get_default_dtype()) for k, v in x.items()}
+    device = model_device(model)
+    seq = {k: torch.as_tensor(np.asarray(v), dtype=torch.get_default_dtype(), device=device) for k, v in x.items()}
     steps = next(iter(seq.values())).shape[0]
     model.reset()
     outputs: dict[str, list] = {name: [] for name, _ in model._outputs}

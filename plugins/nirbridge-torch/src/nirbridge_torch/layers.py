@@ -119,8 +119,8 @@ class Delay(torch.nn.Module):
 
     def __init__(self, steps: np.ndarray):
         super().__init__()
-        self.steps = torch.as_tensor(steps, dtype=torch.long)
-        self.depth = int(self.steps.max()) + 1 if self.steps.numel() else 1
+        self.register_buffer("steps", torch.as_tensor(steps, dtype=torch.long))  # moves with .to(device)
+        self.depth = int(steps.max()) + 1 if np.size(steps) else 1
         self.reset_state()
 
     def reset_state(self) -> None:
@@ -130,7 +130,7 @@ class Delay(torch.nn.Module):
         now = self.now
         if now.buffer is None:
             now.buffer = torch.zeros((self.depth, *x.shape), dtype=x.dtype, device=x.device)
-        steps = self.steps.to(x.device)
+        steps = self.steps
         now.buffer[now.t % self.depth] = x
         index = (now.t - steps) % self.depth
         out = torch.gather(now.buffer, 0, index.expand(x.shape).unsqueeze(0)).squeeze(0)
