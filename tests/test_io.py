@@ -560,3 +560,15 @@ def test_load_refuses_more_nodes_than_max_nodes(tmp_path):
     assert load(path, max_nodes=22) == graph
     with pytest.raises(ResourceLimitError, match=r"chain.nir: nodes: more than 21 nodes \(max_nodes\)"):
         load(path, max_nodes=21)
+
+
+def test_a_conv1d_length_given_as_one_element_is_written_as_nir_reads_it(tmp_path):
+    from nirbridge.ir import Conv1d, Input, Output
+
+    conv = Conv1d(weight=np.ones((2, 1, 3), np.float32), bias=np.zeros(2, np.float32), stride=np.array([1]), padding=np.array([0]),
+                  dilation=np.array([1]), groups=np.array(1), input_shape=np.array([8]))
+    assert conv.input_shape_value.shape == ()  # NIR's form: the length as a scalar
+    graph = Graph(nodes={"in": Input(shape=np.array([1, 8])), "c": conv, "out": Output(shape=np.array([2, 6]))}, edges=[("in", "c"), ("c", "out")])
+    save(graph, tmp_path / "c.nir")
+    assert load(tmp_path / "c.nir") == graph
+    assert int(np.asarray(nir.read(tmp_path / "c.nir").nodes["c"].input_shape)) == 8

@@ -3,13 +3,13 @@ dilation and groups as in torch (cross-correlation)."""
 
 from __future__ import annotations
 
-from typing import ClassVar, Literal
+from typing import Any, ClassVar, Literal
 
 import numpy as np
-from pydantic import ConfigDict, Field
+from pydantic import ConfigDict, Field, field_validator
 
 from ..errors import Problem
-from .base import Array, Node, Padding, Shape, ShapeError, pair
+from .base import Array, Node, Padding, Shape, ShapeError, frozen, pair
 
 
 def conv_out(length: int, kernel: int, stride: int, padding: int, dilation: int) -> int:
@@ -95,12 +95,20 @@ class Conv(Node):
 
 
 class Conv1d(Conv):
-    """1-d convolution; weight (C_out, C_in/groups, K); input (C_in, N)."""
+    """1-d convolution; weight (C_out, C_in/groups, K); input (C_in, N). The length N is kept
+    as NIR keeps it, a scalar (a one-element array given for it becomes one)."""
 
     type: Literal["Conv1d"] = "Conv1d"
     input_shape_value: Array | None = Field(default=None, alias="input_shape")
     model_config = ConfigDict(populate_by_name=True)
     ndim: ClassVar[int] = 1
+
+    @field_validator("input_shape_value")
+    @classmethod
+    def _length_as_a_scalar(cls, value: Any) -> Any:
+        if isinstance(value, np.ndarray) and value.shape == (1,):
+            return frozen(value.reshape(()))
+        return value
 
 
 class Conv2d(Conv):
