@@ -5,7 +5,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 PLUGINS := $(sort $(dir $(wildcard plugins/*/pyproject.toml)))
 
-.PHONY: install test demo bench clean
+.PHONY: install test demo refresh-demo bench clean
 
 $(VENV)/.installed: pyproject.toml $(wildcard plugins/*/pyproject.toml)
 	$(PYTHON) -m venv $(VENV)
@@ -26,6 +26,10 @@ test: install
 
 demo: install
 	$(PY) -m benchmarks.transfer
+
+# the deliberate refresh of the demo's committed results (benchmarks/results, docs/img)
+refresh-demo: install
+	$(PY) -m benchmarks.transfer --results benchmarks/results
 
 # the deliberate refresh of benchmarks/results/ (the benchmarks print only, unless --write)
 bench: install

@@ -14,9 +14,10 @@
 5. on event datasets, trains a Norse CSNN and converts it to snnTorch (``norse_first.py``;
    ``--skip-norse-first``).
 
-The tables go to the terminal and to ``<out>/transfer.md`` and ``<out>/transfer.json``; a full
-run (no ``--limit``) also copies them to ``benchmarks/results/`` and the digits plots to
-``docs/img/`` (``--results DIR``: copy the tables there instead; ``--results ''``: no copy).
+The tables go to the terminal and to ``<out>/transfer.md`` and ``<out>/transfer.json``; the
+demo changes no tracked file. Refreshing the committed results is a deliberate step:
+``--results benchmarks/results`` also copies the tables there and the digits plots to
+``docs/img/`` (``make refresh-demo``); ``--results DIR`` copies the tables to DIR.
 """
 
 from __future__ import annotations
@@ -71,8 +72,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--skip-norse-first", action="store_true", help="leave out the Norse CSNN")
     p.add_argument("--norse-epochs", type=int, default=4, help="training epochs of the Norse CSNN (default: 4)")
     p.add_argument("--results", type=Path,
-                   help="also copy the tables there, and the README plots to docs/img "
-                        f"(default: {RESULTS_DIR.relative_to(ROOT)} unless --limit is given; '' for none)")
+                   help=f"also copy the tables there ({RESULTS_DIR.relative_to(ROOT)}: the committed results, "
+                        "with the README plots to docs/img; default: no copy)")
     return p.parse_args(argv)
 
 
@@ -177,7 +178,7 @@ def main(argv=None) -> int:
     md, js = report.write(results, args.out)
     text = report.markdown(results)
     print("\n" + text[text.index("## "):] if "## " in text else "")
-    target = args.results if args.results is not None else (RESULTS_DIR if args.limit is None else None)
+    target = args.results
     if target is not None and str(target) not in ("", "."):
         for path in publish(results, md, js, target):
             print(f"copied to {path}")
