@@ -123,6 +123,35 @@ def _spikingjelly(**changes: Any) -> dict[str, Any]:
                 threshold="ge", current_order="current_first", input="current", initial_v="v_reset") | changes
 
 
+def _spyx(**changes: Any) -> dict[str, Any]:
+    """Spyx 1.0.0 neurons (`spyx/nn.py`: `LIF`, `IF`, `LI`, `CuBaLIF`, `RLIF`, `RIF`,
+    `RCuBaLIF`; `spyx/axn.py`; `spyx/nir.py`), run by `spyx.nn.run` (a `jax.lax.scan`), pinned in
+    plugins/nirbridge-spyx/tests/test_spyx_semantics.py against hand-written loops.
+
+    Spyx fires from the potential *before* this step's update: `LIF` computes
+    `s = H(V - threshold)` on the stored V, then `V = beta V + x - s threshold`. That is the
+    reference neuron under this preset (z[k] from v[k], the subtraction of z[k] applied in step
+    k+1 after decay and input: `next_step`) followed by a one-step `Delay`: Spyx emits z[k-1] at
+    step k. The Spyx export writes that Delay (delay = dt) after every spiking neuron.
+
+    - dt 1: `beta`, `alpha` are per-step factors; `spyx.nir.to_nir(dt=1)` writes tau = dt/(1-beta).
+    - integration euler: beta = 1 - dt/tau (`spyx.nir.from_nir`). `beta`, `alpha` are clipped to
+      [0, 1] in every call (`jnp.clip`), so the clipped value is what runs.
+    - input impulse: `V = beta V + x` (r = 1, any dt); CuBaLIF: `I = alpha I + x` (w_in = 1),
+      `V = beta V + I` (r = tau_mem/dt, so c_mem r = 1).
+    - reset subtract: `- spikes * threshold`; reset_timing next_step for LIF/IF (the subtraction
+      comes after `beta V + x`). CuBaLIF subtracts *before* the decay (`V = V - s threshold`,
+      then `V = beta V + I`): the reference's immediate reset, one step early, so a CubaLIF type
+      override `reset_timing="immediate"`; current_order current_first (V sees the new I).
+    - threshold gt: the forward of every activation is `heaviside`, `x > 0` (`axn.py`); the
+      surrogate only shapes gradients.
+    - initial_v zero: `initial_state` is zeros; no v_leak, no v_reset.
+    """
+    return dict(dt=1.0, integration="euler", reset="subtract", reset_timing="next_step",
+                threshold="gt", current_order="current_first", input="impulse",
+                type_overrides={"CubaLIF": NodePolicy(reset_timing="immediate")}) | changes
+
+
 def _nir_paper(**changes: Any) -> dict[str, Any]:
     """The NumPy CubaLIF reference published with the NIR paper
     (neuromorphs/NIR, paper/03_rnn/extras/debug_CubaLIF/nir_reference_impl.py).
@@ -138,4 +167,4 @@ def _nir_paper(**changes: Any) -> dict[str, Any]:
 
 
 #: preset name -> builder(**changes) -> Policy fields; each builder's docstring cites its facts
-PRESETS = {"nir": _nir, "snntorch": _snntorch, "norse": _norse, "sinabs": _sinabs, "spikingjelly": _spikingjelly, "nir-paper": _nir_paper}
+PRESETS = {"nir": _nir, "snntorch": _snntorch, "norse": _norse, "sinabs": _sinabs, "spikingjelly": _spikingjelly, "spyx": _spyx, "nir-paper": _nir_paper}

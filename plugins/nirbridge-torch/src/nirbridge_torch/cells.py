@@ -30,6 +30,7 @@ import torch
 
 from nirbridge import ir as g
 from nirbridge.semantics import Policy, step_constants
+from nirbridge.semantics.stepping import StepRule, neuron_step
 
 #: node types the cell runs, and whether they spike
 SPIKING = {"IF": True, "LIF": True, "CubaLIF": True, "I": False, "LI": False, "CubaLI": False}
@@ -81,6 +82,7 @@ class PolicyNeuron(torch.nn.Module):
         self.spiking = SPIKING[node.type]
         self.ge = policy.threshold == "ge"
         self.multi = policy.spikes == "multi"
+        self.rule = StepRule.of(node.type, policy)
         for name in self.float_fields:
             self.register_parameter(name, torch.nn.Parameter(torch.tensor(np.asarray(getattr(node, name)), dtype=torch.get_default_dtype())))
         self.now = SimpleNamespace(v=None, i=None, z=None, cache=None)  # per-step state: no nn.Module.__setattr__ per step
@@ -127,34 +129,17 @@ class PolicyNeuron(torch.nn.Module):
         u = x if k["gain"] is None else x * k["gain"]
         if k["leak"] is not None:
             u = u + k["leak"]
-        if self.type in ("CubaLI", "CubaLIF"):
-            i = now.i
-            if self.policy.current_order == "voltage_first":  # v sees I[k-1]
-                term = i * k["c_r"]
-                i = i * k["a_syn"] + u
-            else:
-                i = i * k["a_syn"] + u
-                term = i * k["c_r"]
-            u = term if k["v_leak_term"] is None else term + k["v_leak_term"]
-            now.i = i
-        v = now.v * k["a"] + u if k["a"] is not None else now.v + u
+        k = dict(k)
+        if self.spiking:
+            k["v_threshold"], k["v_reset"] = self.v_threshold, getattr(self, "v_reset", None)
+            floor = self.policy.v_min
+            k["v_min"] = None if floor is None else -self.v_threshold if floor == "-v_threshold" else floor
+        v, now.i, z = neuron_step(torch, self.rule, k, now.v, now.i, now.z, u,
+                                  heaviside=lambda d: _Heaviside.apply(d, self.ge), stop=torch.Tensor.detach)
+        now.v = v
         if not self.spiking:
-            now.v = v
             return v
-        if self.policy.reset_timing == "next_step" and now.z is not None:
-            v = self._reset(v, now.z.detach())
-        z = _Heaviside.apply(v - self.v_threshold, self.ge)
-        if self.multi:  # the count forward, the single spike's surrogate gradient
-            count = torch.trunc(v.detach() / self.v_threshold) * z.detach()
-            if self.policy.max_spikes is not None:
-                count = count.clamp_max(self.policy.max_spikes)
-            z = z + (count - z.detach())
-        if self.policy.reset_timing == "immediate":
-            v = self._reset(v, z.detach())
-        if self.policy.v_min is not None:
-            floor = -self.v_threshold if self.policy.v_min == "-v_threshold" else self.policy.v_min
-            v = (v - floor).clamp_min(0) + floor
-        now.v, now.z = v, z
+        now.z = z
         return z
 
     def _initial_v(self, zeros: torch.Tensor) -> torch.Tensor:
@@ -162,13 +147,6 @@ class PolicyNeuron(torch.nn.Module):
         if start is None or start not in self.float_fields:
             return zeros
         return zeros + getattr(self, start).detach()
-
-    def _reset(self, v: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
-        if self.policy.reset == "to_reset":
-            return torch.where(z > 0, self.v_reset.expand_as(v), v)
-        if self.policy.reset == "subtract":
-            return v - z * self.v_threshold
-        return v
 
     # -- back to NIR ------------------------------------------------------------------
     def to_node(self, node: g.Node | None = None, policy: Policy | None = None) -> g.Node:

@@ -1,0 +1,6 @@
+from nirbridge.testing import BackendConformance
+from nirbridge_spyx import SpyxBackend
+
+
+class TestSpyxConformance(BackendConformance):
+    backend = SpyxBackend()
