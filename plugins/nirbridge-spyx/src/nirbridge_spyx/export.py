@@ -17,7 +17,10 @@ Linear after a Flatten gets its input columns reordered). Under the `spyx` prese
                               then the Delay
 
 tau is the float32 whose decay 1 - dt/tau (euler; exp(-dt/tau) under `exact`), computed in
-float64 and rounded once as the reference does, is Spyx's float32 `clip(beta, 0, 1)` exactly.
+float64 and rounded once as the reference does, is Spyx's float32 `clip(beta, 0, 1)` exactly;
+where float32 taus are too coarse for that (decays below about 1/2 at dt = 1), the node's time
+constant is stored in float64 (a torch backend, whose parameters are float32, then steps a
+decay that can differ in the last bit).
 Every layer Spyx has but NIR cannot carry is listed in one `GapError`.
 """
 
@@ -74,6 +77,11 @@ def tau_of(a: np.ndarray, dt: float, integration: str) -> np.ndarray | None:
         if found.all():
             return tau
         below, above = np.nextafter(below, F32(0)), np.nextafter(above, F32(np.inf))
+    # float32 taus are too coarse for some decays (below about 1/2 at dt = 1): float64 then
+    with np.errstate(divide="ignore"):
+        wide = dt / (1 - a64) if integration == "euler" else -dt / np.log(a64)
+    if np.all(np.isfinite(wide) & (wide > 0)) and np.array_equal(decay(wide).astype(F32), a):
+        return wide
     return None
 
 
@@ -159,17 +167,17 @@ def _unit_r(tau_mem: np.ndarray, dt: float, integration: str) -> np.ndarray | No
     from nirbridge.semantics import current_gain, unit_gain
 
     c = np.asarray(current_gain(tau_mem.astype(np.float64), dt, integration), np.float64)
-    r = np.asarray(unit_gain(tau_mem.astype(np.float64), dt, integration), np.float64).astype(F32)
+    r = np.asarray(unit_gain(tau_mem.astype(np.float64), dt, integration), np.float64).astype(tau_mem.dtype)
     found = np.zeros(r.shape, bool)
     out = r.copy()
     below, above = r.copy(), r.copy()
     for _ in range(8):
         for cand in (below, above):
-            ok = ~found & ((c * cand.astype(np.float64)).astype(F32) == 1)
+            ok = ~found & ((c * cand.astype(np.float64)).astype(F32) == 1)  # the reference's c_r
             out[ok], found = cand[ok], found | ok
         if found.all():
             return out
-        below, above = np.nextafter(below, F32(0)), np.nextafter(above, F32(np.inf))
+        below, above = np.nextafter(below, r.dtype.type(0)), np.nextafter(above, r.dtype.type(np.inf))
     return None
 
 
