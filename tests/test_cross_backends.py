@@ -1,10 +1,12 @@
 """The zoo under every preset, in every direction: a model built by each backend, converted to
 every backend, emits the reference's spikes (0 differing entries in every spiking node),
 where the target can express the graph (here: everywhere, with the policy neuron where a
-framework lacks the policy). Sources are converted models, so each direction also goes
+framework lacks the policy; torch backends and Spyx, on JAX, alike). Sources are converted models, so each direction also goes
 through the source's export (`graph_of`)."""
 
 from __future__ import annotations
+
+from importlib.util import find_spec
 
 import pytest
 
@@ -18,8 +20,9 @@ from nirbridge.testing import ZOO, build_case, case_inputs, case_policy
 for plugin in ("nirbridge_snntorch", "nirbridge_norse", "nirbridge_sinabs", "nirbridge_spikingjelly"):
     pytest.importorskip(plugin)
 
-BACKENDS = ("numpy", "snntorch", "norse", "sinabs", "spikingjelly")
-PRESETS = ("nir", "snntorch", "norse", "sinabs", "spikingjelly", "nir-paper")
+#: Spyx (JAX) joins where installed: torch and JAX backends convert into each other
+BACKENDS = ("numpy", "snntorch", "norse", "sinabs", "spikingjelly") + (("spyx",) if find_spec("nirbridge_spyx") else ())
+PRESETS = ("nir", "snntorch", "norse", "sinabs", "spikingjelly", "spyx", "nir-paper")
 
 pytestmark = pytest.mark.slow
 

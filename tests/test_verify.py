@@ -250,3 +250,29 @@ def test_generated_inputs_of_a_huge_declared_shape_are_refused_before_allocating
                             "edges": [("input", "output")]})
     with pytest.raises(nirbridge.ResourceLimitError, match=r"^nodes\.input\.shape: .* pass inputs explicitly"):
         verify(huge, backends=["numpy"])
+
+
+@pytest.mark.slow
+def test_cli_verify_runs_torch_and_jax_backends_in_one_call(tmp_path, monkeypatch):
+    """`nirbridge verify` on every installed backend at once: the torch ones and Spyx (JAX)."""
+    from click.testing import CliRunner
+
+    from nirbridge.backends import registry as plugins
+    from nirbridge.cli import cli
+
+    for plugin in ("nirbridge_snntorch", "nirbridge_spyx"):
+        pytest.importorskip(plugin)
+    monkeypatch.delenv(plugins.DISABLE_ENV, raising=False)
+    plugins.reset()
+    names = [n for n in ("numpy", "snntorch", "norse", "sinabs", "spikingjelly", "spyx") if n in nirbridge.backends()]
+    policy = Policy.preset("spyx")
+    nirbridge.save(with_policy(build_case("recurrent_cubalif", policy), policy), tmp_path / "net.nir")
+    result = CliRunner().invoke(cli, ["verify", str(tmp_path / "net.nir"), "--backends", ",".join(names), "--json"])
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.stdout)
+    assert set(data["backends"]) == set(names) and {"spyx", "snntorch"} <= set(names)
+    for name, found in data["backends"].items():
+        assert found["nodes"], name
+        for node, row in found["nodes"].items():
+            assert row["identical"] or row["spike_fraction"] == 0.0, (name, node, row)
+    plugins.reset()
