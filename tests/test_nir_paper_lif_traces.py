@@ -10,7 +10,11 @@ with a margin. Sinabs (450, 500 where the exact solution fires at 460, 510): its
 `sinabs.from_nir` layers (exact decay exp(-1/25), input as an impulse) and fed the input already
 multiplied by dt/tau = 0.04, the Euler gain; exact decay with the Euler-sized jump has a
 steady-state gain 0.04 / (1 - exp(-0.04)) = 1.0201 instead of 1, so the potential crosses 0.1
-one input pulse earlier. That is the `sinabs` preset at dt = 1e-4, bit for bit.
+one input pulse earlier. That is the `sinabs` preset at dt = 1e-4, bit for bit. Spyx (461, 511,
+711, 761, one step after the exact solution): Spyx fires from the potential before the update,
+which is the `spyx` preset's LIF (subtract, next_step) followed by a one-step Delay; at
+dt = 1e-4 with the input as a current (the notebook's input times dt/tau) every float32
+potential is identical.
 """
 
 from __future__ import annotations
@@ -37,7 +41,7 @@ class Trace:
     spikes: tuple[int, ...]
     scale: float = 1.0
     max_dv: float = 0.0  # pinned bound on |v_csv / scale - v| (0: bit for bit)
-    graph_change: str = ""  # "delay_in": a one-step Delay before the Affine; "weight=<w>": the Affine's weight
+    graph_change: str = ""  # "delay_in" / "delay_out": a one-step Delay before the Affine / after the LIF; "weight=<w>": the Affine's weight
     dtype: type = np.float32
     why: str = ""
 
@@ -57,6 +61,9 @@ TRACES = [
     Trace("lava_loihi_fixed", None, (461, 511, 711, 761), 16000.0, why="the same fixed-point loop on the chip"),
     Trace("sinabs", Policy.preset("sinabs", dt=DT), (450, 500, 710, 760), 1.0, 0.0,
           why="input column already x dt/tau = 0.04: exact decay with the Euler gain"),
+    Trace("spyx", Policy.preset("spyx", dt=DT, input="current"), (461, 511, 711, 761), 1.0, 0.0, graph_change="delay_out",
+          why="Spyx fires from the potential before the update: the LIF (subtract, next_step) then a one-step Delay; "
+              "beta = 1 - dt/tau = 0.96, the input scaled by dt/tau (current)"),
 ]
 
 
@@ -69,6 +76,9 @@ def graph_for(trace: Trace, folder: Path) -> Graph:
     if trace.graph_change == "delay_in":
         g = nir.NIRGraph(nodes={**g.nodes, "delay": nir.Delay(delay=np.array([DT]))},
                          edges=[("input", "delay"), ("delay", "0"), ("0", "1"), ("1", "output")])
+    elif trace.graph_change == "delay_out":
+        g = nir.NIRGraph(nodes={**g.nodes, "delay": nir.Delay(delay=np.array([DT]))},
+                         edges=[("input", "0"), ("0", "1"), ("1", "delay"), ("delay", "output")])
     elif trace.graph_change.startswith("weight="):
         g.nodes["0"].weight = np.full_like(g.nodes["0"].weight, float(trace.graph_change.removeprefix("weight=")))
     return Graph.from_nir(g)
@@ -82,7 +92,8 @@ def reproduce(trace: Trace, folder: Path) -> tuple[list[int], list[int], float]:
     res = simulate(graph_for(trace, folder), x, policy=trace.policy, record=["1"], dtype=trace.dtype)
     v = res.states["1"]["v"][:, 0, 0]
     dv = float(np.abs(data[:, 1].astype(trace.dtype) / trace.scale - v).max())
-    return csv_spikes, np.flatnonzero(res.states["1"]["spikes"][:, 0, 0]).tolist(), dv
+    emitted = res.output if trace.graph_change == "delay_out" else res.states["1"]["spikes"]  # what the platform emits
+    return csv_spikes, np.flatnonzero(emitted[:, 0, 0]).tolist(), dv
 
 
 @pytest.mark.parametrize("trace", [t for t in TRACES if t.policy is not None], ids=lambda t: t.platform)
@@ -105,6 +116,23 @@ def test_sinabs_trace_is_the_sinabs_preset_bit_for_bit(fixtures_dir):
     current = simulate(graph_for(TRACES[-1], folder), (data[:, :1] / 0.04).astype(np.float32).reshape(-1, 1, 1),
                        policy=Policy.preset("sinabs", dt=DT, input="current"), record=["1"])
     assert np.flatnonzero(current.states["1"]["spikes"][:, 0, 0]).tolist() == [460, 510, 710, 760]
+
+
+def test_spyx_trace_is_the_spyx_preset_and_a_delay_bit_for_bit(fixtures_dir):
+    """lif_spyx.csv: the spyx preset at dt = 1e-4 (input current) with a one-step Delay after
+    the LIF; every float32 potential identical; the LIF node itself fires one step earlier,
+    at the exact solution's steps."""
+    folder = _folder(fixtures_dir)
+    trace = next(t for t in TRACES if t.platform == "spyx")
+    data = np.loadtxt(folder / "lif_spyx.csv", delimiter=",")
+    res = simulate(graph_for(trace, folder), data[:, :1].astype(np.float32).reshape(-1, 1, 1), policy=trace.policy, record=["1"])
+    np.testing.assert_array_equal(res.states["1"]["v"][:, 0, 0], data[:, 1].astype(np.float32))
+    np.testing.assert_array_equal(res.output[:, 0, 0], data[:, 2])
+    assert np.flatnonzero(res.states["1"]["spikes"][:, 0, 0]).tolist() == [460, 510, 710, 760]
+    # the immediate reset of the plain NIR neuron does not give Spyx's potentials
+    other = simulate(graph_for(trace, folder), data[:, :1].astype(np.float32).reshape(-1, 1, 1),
+                     policy=trace.policy.model_copy(update={"reset_timing": "immediate"}), record=["1"])
+    assert not np.array_equal(other.states["1"]["v"][:, 0, 0], data[:, 1].astype(np.float32))
 
 
 def lava_fixed(inp: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -148,7 +176,8 @@ def table(fixtures_dir: Path) -> str:
             continue
         _, spikes, dv = reproduce(t, _folder(fixtures_dir))
         fields = ", ".join(f"{f} {getattr(t.policy, f)}" for f in ("integration", "input", "threshold", "reset", "spikes"))
-        change = {"delay_in": "1-step Delay before the Affine", "": "-"}.get(t.graph_change, t.graph_change)
+        fields += f", {t.policy.reset_timing} reset" if t.policy.reset_timing != "immediate" else ""
+        change = {"delay_in": "1-step Delay before the Affine", "delay_out": "1-step Delay after the LIF", "": "-"}.get(t.graph_change, t.graph_change)
         rows.append(f"| {t.platform} | {' '.join(map(str, spikes))} | dt {t.policy.dt:g}, {fields} ({t.why or 'as read'}) | {change} | {t.scale:g} | {dv:.2g} |")
     return "\n".join(rows)
 
