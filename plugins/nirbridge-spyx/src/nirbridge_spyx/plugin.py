@@ -15,6 +15,6 @@ def register_backends():
             "nirbridge_spyx.backend:SpyxBackend",
             preset="spyx",
             description=DESCRIPTION,
-            model_types=("flax.nnx.module.Module",),
+            model_types=("flax.nnx.module.Module", "nirbridge_spyx.model.SpyxGraph"),
         )
     ]
