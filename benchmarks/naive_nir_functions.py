@@ -1,4 +1,4 @@
-"""The naive path for Sinabs and SpikingJelly: each framework's own NIR functions next to
+"""The naive path for Sinabs, SpikingJelly and Spyx: each framework's own NIR functions next to
 nirbridge, on the models of the plugins' tests (plugins/nirbridge-*/tests/*_support.py, every
 spiking layer firing on a Bernoulli(0.3) spike input, batch 2, 40 steps).
 
@@ -10,6 +10,9 @@ framework's import (`sinabs.nir.from_nir`, `import_from_nir`) run on the same in
 spike entries (time, batch, neuron) that differ from the original, per spiking layer (matched
 in call order). nirbridge: `convert(model, to="nir")`, `nirbridge.save`, `nir.read` (that it
 reads), `nirbridge.load`, `convert(graph, to=<framework>)`, run: differing entries per layer.
+Spyx: `spyx.nir.to_nir(model, input_shape, output_shape, dt=1)` and `spyx.nir.from_nir(graph,
+x, dt=1)`; spikes are what each Spyx layer emits under `spyx.nn.run` (nirbridge: the outputs of
+the one-step Delay after each neuron node, which are those emissions).
 """
 
 from __future__ import annotations
@@ -25,7 +28,7 @@ import torch
 
 from benchmarks.common import ROOT, environment, write
 
-for plugin in ("nirbridge-sinabs", "nirbridge-spikingjelly"):
+for plugin in ("nirbridge-sinabs", "nirbridge-spikingjelly", "nirbridge-spyx"):
     sys.path.insert(0, str(ROOT / "plugins" / plugin / "tests"))
 
 warnings.filterwarnings("ignore")
@@ -176,6 +179,65 @@ def sj_rows() -> list[str]:
     return rows
 
 
+# ----------------------------------------------------------------------------- Spyx
+
+
+def spyx_rows() -> list[str]:
+    import os
+
+    # as in the plugin's tests: Spyx's compiled run rounds every operation (no fused multiply-add)
+    os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "") + " --xla_cpu_max_isa=SSE4_2").strip()
+    import spyx.nn as snn
+    import spyx_support as s
+    from spyx.nir import from_nir, to_nir
+
+    import nirbridge
+
+    rows = ["| model | `to_nir` | nodes written | `nir.write`/`read` | `from_nir` | differing spikes per layer, Spyx round trip | "
+            "`to_nir`'s graph read as NIR (reference, `spyx` preset): differing spikes | nirbridge (export, save, load, import): differing spikes |",
+            "|---|---|---|---|---|---|---|---|"]
+    for name in s.MODELS:
+        model, x = s.make(name)
+        _, neuron_spikes = s.run_native(model, x)  # the neuron nodes' spikes (one step before Spyx emits them)
+        spiking = s.spiking_layers(model)
+        want = [s.run_prefix(model, x, i) for i in spiking.values()]  # what each layer emits
+        cells = [name, "-", "-", "-", "-", "-", "-"]
+        features = x.shape[2:]
+        try:
+            out = s.run_prefix(model, x, len(s.layers(model)) - 1)
+            graph = to_nir(model, {"input": np.asarray(features)}, {"output": np.asarray(out.shape[2:])}, dt=1)
+            cells[1:4] = ["ok", node_types(graph), nir_file(graph)]
+            try:
+                g = nirbridge.Graph.from_nir(copy.deepcopy(graph))
+                nodes = [n for n, node in g.walk() if node.type in ("IF", "LIF", "CubaLIF")]
+                ref = nirbridge.simulate(g, x, policy="spyx", record=nodes)
+                cells[6] = differing(list(neuron_spikes.values()), [ref.states[n]["spikes"] for n in nodes])
+            except Exception as exc:  # noqa: BLE001
+                cells[6] = err(exc)
+            back, _ = from_nir(graph, s.nhwc(model, x), dt=1)
+            cells[4] = "ok"
+            layers = [i for i, m in enumerate(back.layers) if isinstance(m, s.SPIKING)]
+            cells[5] = differing(want, [s.run_prefix(back, x, i) for i in layers])
+        except Exception as exc:  # noqa: BLE001
+            cells[1 if cells[1] == "-" else 4] = err(exc)
+        try:
+            with tempfile.TemporaryDirectory() as d:
+                import nir
+
+                graph = nirbridge.convert(model, to="nir", sample=s.sample(x))
+                nirbridge.save(graph, Path(d) / "g.nir")
+                nir.read(str(Path(d) / "g.nir"))
+                back = nirbridge.convert(nirbridge.load(Path(d) / "g.nir"), to="spyx")
+            names = [f"{n}_delay" for n in spiking]
+            got = back.run(x, record=names)
+            mine = differing(want, [got.states[n]["y"] for n in names])
+        except Exception as exc:  # noqa: BLE001
+            mine = err(exc)
+        rows.append("| " + " | ".join(cells) + f" | {mine} |")
+    del snn
+    return rows
+
+
 def paper_rows() -> list[str]:
     """The NIR paper's CNN (`cnn_sinabs.nir`, exported from Sinabs) through each framework's
     importer and through nirbridge, on 30 steps of 2x34x34 event frames (p = 0.1, batch 2):
@@ -236,12 +298,14 @@ def main(argv: list[str]) -> None:
     import nir
     import sinabs
     import spikingjelly
+    import spyx
 
     lines = ["# The frameworks' own NIR functions next to nirbridge", "",
              *environment([f"nir {nir.version}", f"torch {torch.__version__}", f"sinabs {sinabs.__version__}",
-                           f"spikingjelly {getattr(spikingjelly, '__version__', '2.0.0')}"]),
+                           f"spikingjelly {getattr(spikingjelly, '__version__', '2.0.0')}", f"spyx {spyx.__version__}"]),
              "", "## Sinabs: `sinabs.nir.to_nir` / `from_nir`", "", *sinabs_rows(),
              "", "## SpikingJelly: `nir_exchange.export_to_nir` / `import_from_nir` (dt 1e-4)", "", *sj_rows(),
+             "", "## Spyx: `spyx.nir.to_nir` / `from_nir` (dt 1)", "", *spyx_rows(),
              "", "## The NIR paper's CNN (`cnn_sinabs.nir`) through the importers", "", *paper_rows()]
     write("naive_nir_functions.md", "\n".join(lines), "--write" in argv)
 
