@@ -265,6 +265,7 @@ EXPECTED_PRESETS = {  # name: dt, integration, reset, reset_timing, threshold, c
     "norse": (1e-3, "euler", "to_reset", "immediate", "gt", "current_first", "current"),
     "sinabs": (1.0, "exact", "subtract", "immediate", "ge", "current_first", "impulse"),
     "spikingjelly": (1e-4, "euler", "to_reset", "immediate", "ge", "current_first", "current"),
+    "spyx": (1.0, "euler", "subtract", "next_step", "gt", "current_first", "impulse"),
     "nir-paper": (1e-4, "euler", "subtract", "immediate", "gt", "voltage_first", "current"),
 }
 
@@ -277,7 +278,8 @@ def test_presets_listed():
         assert (p.dt, p.integration, p.reset, p.reset_timing, p.threshold, p.current_order, p.input) == expected
         assert p == Policy.preset(name)
     assert presets["norse"].type_overrides == {"IF": NodePolicy(input="impulse")}
-    assert all(not p.type_overrides for n, p in presets.items() if n != "norse")
+    assert presets["spyx"].type_overrides == {"CubaLIF": NodePolicy(reset_timing="immediate")}  # Spyx's CuBaLIF subtracts before the decay
+    assert all(not p.type_overrides for n, p in presets.items() if n not in ("norse", "spyx"))
     # Sinabs' default MultiSpike; SpikingJelly starts v at v_reset; no preset floors v
     assert {n: (p.spikes, p.initial_v) for n, p in presets.items() if (p.spikes, p.initial_v) != ("single", "zero")} == {
         "sinabs": ("multi", "zero"), "spikingjelly": ("single", "v_reset")}

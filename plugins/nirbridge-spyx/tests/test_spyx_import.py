@@ -13,8 +13,7 @@ import nirbridge
 from nirbridge import Policy
 from nirbridge.compare import compare, recordable
 from nirbridge.conversion import plan, run
-from nirbridge.semantics import PRESETS
-from nirbridge.semantics.stepping import StepRule, neuron_step
+from nirbridge.semantics import PRESETS, StepRule, neuron_step
 from nirbridge.testing import activity, build_case, case_inputs, case_policy
 from nirbridge_spyx import JaxNeuron, SpyxBackend
 from nirbridge_spyx.neurons import StockNeuron

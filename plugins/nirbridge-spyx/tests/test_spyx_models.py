@@ -1,7 +1,6 @@
 """Spyx models as users write them: the exported graph, the Spyx model converted to every other
 backend and back, and the graph imported into Spyx all emit Spyx's own spikes, layer by layer."""
 
-import numpy as np
 import pytest
 from spyx_support import MODELS, make, run_native, sample
 

@@ -3,11 +3,13 @@ discretization maths between time constants and per-step factors, and dt inferen
 
 from .discretization import (
     StepConstants,
+    StepRule,
     current_gain,
     decay,
     delay_steps,
     leaky_from_nir,
     leaky_to_nir,
+    neuron_step,
     step_constants,
     synaptic_from_nir,
     synaptic_to_nir,
@@ -20,7 +22,7 @@ from .policy import METADATA_KEY, Policy, ResolvedPolicy, policy_differences, re
 from .presets import PRESETS
 
 __all__ = [
-    "FIELDS", "METADATA_KEY", "POLICY_FIELDS", "PRESETS", "DtInference", "NodePolicy", "Policy", "ResolvedPolicy", "StepConstants",
-    "current_gain", "decay", "delay_steps", "infer_dt", "leaky_from_nir", "leaky_to_nir", "policy_differences", "resolve_policy", "step_constants",
+    "FIELDS", "METADATA_KEY", "POLICY_FIELDS", "PRESETS", "DtInference", "NodePolicy", "Policy", "ResolvedPolicy", "StepConstants", "StepRule",
+    "current_gain", "decay", "delay_steps", "infer_dt", "leaky_from_nir", "leaky_to_nir", "neuron_step", "policy_differences", "resolve_policy", "step_constants",
     "synaptic_from_nir", "synaptic_to_nir", "tau_from_decay", "unit_gain", "with_policy",
 ]

@@ -30,8 +30,7 @@ from flax import nnx
 
 from nirbridge import ir as g
 from nirbridge.backends.base import NodePlan, Support
-from nirbridge.semantics import Policy, delay_steps, step_constants
-from nirbridge.semantics.stepping import StepRule, neuron_step
+from nirbridge.semantics import Policy, StepRule, delay_steps, neuron_step, step_constants
 
 POLICY_CELL = "nirbridge_spyx JaxNeuron (the policy's equations in JAX, bit for bit the reference)"
 LAYERS = {"IF": "spyx.nn.IF", "LIF": "spyx.nn.LIF", "CubaLIF": "spyx.nn.CuBaLIF", "LI": "spyx.nn.LI"}

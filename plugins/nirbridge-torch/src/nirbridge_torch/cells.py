@@ -29,8 +29,7 @@ import numpy as np
 import torch
 
 from nirbridge import ir as g
-from nirbridge.semantics import Policy, step_constants
-from nirbridge.semantics.stepping import StepRule, neuron_step
+from nirbridge.semantics import Policy, StepRule, neuron_step, step_constants
 
 #: node types the cell runs, and whether they spike
 SPIKING = {"IF": True, "LIF": True, "CubaLIF": True, "I": False, "LI": False, "CubaLI": False}
