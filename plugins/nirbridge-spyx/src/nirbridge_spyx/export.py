@@ -26,7 +26,6 @@ Every layer Spyx has but NIR cannot carry is listed in one `GapError`.
 
 from __future__ import annotations
 
-import jax.numpy as jnp
 import numpy as np
 import spyx.nn as snn
 from flax import nnx
@@ -148,7 +147,6 @@ def _neuron(b: Builder, i: int, layer, kind: str, shape: tuple[int, ...]) -> Non
             b.refuse(name, kind, f"no float32 r makes the current enter v unscaled (c_mem r = 1) at dt={b.dt:g}")
             return
         node = g.CubaLIF(tau_syn=tau_syn, tau_mem=tau_mem, r=r, w_in=ones, v_leak=zeros, **limits)
-    source = b.prev
     b.add(name, node)
     if kind.startswith("R"):
         w = np.asarray(layer.recurrent_w[...], F32)
@@ -158,8 +156,7 @@ def _neuron(b: Builder, i: int, layer, kind: str, shape: tuple[int, ...]) -> Non
         b.nodes[f"{name}_rec"] = g.Linear(weight=np.ascontiguousarray(w.T))
         b.edges += [(name, f"{name}_rec"), (f"{name}_rec", name)]
     b.prev = name
-    b.add(f"{name}_delay", g.Delay(delay=np.full(shape, b.dt, F32)))
-    del source
+    b.add(f"{name}_delay", g.Delay(delay=np.full(shape, b.dt, F32)))  # Spyx emits the spike a step later
 
 
 def _unit_r(tau_mem: np.ndarray, dt: float, integration: str) -> np.ndarray | None:
@@ -300,4 +297,4 @@ def transpose_out(model, y: np.ndarray) -> np.ndarray:
     return np.moveaxis(y, -1, 2) if is_conv_model(model) and np.ndim(y) == 5 else y
 
 
-__all__ = ["export", "tau_of", "check_policy", "transpose_in", "transpose_out", "jnp"]
+__all__ = ["export", "tau_of", "check_policy", "transpose_in", "transpose_out"]
