@@ -25,6 +25,8 @@ only where v is within rounding of the threshold (a nonzero bias is reported `ap
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import torch
 from rockpool.nn.modules.torch import ExpSynTorch, LIFNeuronTorch, LIFTorch, LinearTorch
@@ -85,6 +87,20 @@ def _tau(alpha: np.ndarray, dt: float) -> np.ndarray:
     return tau_of_decay(a, start, dt)
 
 
+def _unit_r(tau: np.ndarray, dt: float) -> np.ndarray:
+    """The float32 r nearest 1/c with which the reference's c r (c = 1 - exp(-dt/tau), float64,
+    rounded once) is exactly 1: the membrane then adds the synaptic current as Rockpool does."""
+    c = -np.expm1(-dt / tau.astype(np.float64))
+    r = np.asarray(unit_gain(tau.astype(np.float64), dt, "exact"), np.float32)
+    best = r.copy()
+    lo, hi = r, r
+    for _ in range(4):
+        for cand in (lo, hi):
+            best = np.where(((c * best).astype(np.float32) != 1) & ((c * cand).astype(np.float32) == 1), cand, best)
+        lo, hi = np.nextafter(lo, np.float32(0)), np.nextafter(hi, np.float32(np.inf))
+    return best
+
+
 def _problems(module, threshold: np.ndarray | None) -> list[str]:
     problems = []
     if float(getattr(module, "noise_std", 0.0)) != 0:
@@ -139,9 +155,8 @@ def _neuron(layer: Layer) -> Piece:
     else:
         piece = _lif_torch(layer, alpha, tau_mem, v_leak, threshold, fields)
     if biased:
-        piece.gap.status = "approximate"
-        piece.gap.reason = ("Rockpool adds the bias after the input, the reference with it (c v_leak): "
-                            "the same sum rounded in another order")
+        piece.gap = replace(piece.gap, status="approximate", reason="Rockpool adds the bias after the input, the reference "
+                            "with it (c v_leak): the same sum rounded in another order")
     return piece
 
 
@@ -154,7 +169,7 @@ def _lif_torch(layer: Layer, alpha, tau_mem, v_leak, threshold, fields) -> Piece
     rec = module._has_rec
     if syn == 1:
         b = beta[:, 0].copy()
-        r = np.asarray(unit_gain(tau_mem.astype(np.float64), dt, "exact"), np.float32)
+        r = _unit_r(tau_mem, dt)
         neuron = g.CubaLIF(tau_syn=_tau(b, dt), tau_mem=tau_mem, r=r, w_in=b, v_leak=v_leak, v_threshold=threshold, v_reset=zeros)
         if not rec:
             piece = Piece.node(name, neuron, layer.kind, maps_to="CubaLIF (w_in = beta, r = 1/(1 - alpha))", binary=binary)
