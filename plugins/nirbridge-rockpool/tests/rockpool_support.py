@@ -29,7 +29,7 @@ MODELS = {
                                          threshold=torch.linspace(0.6, 1.4, 16)),
         LinearTorch((16, 6)), LIFTorch(6, tau_mem=0.01, tau_syn=0.004)), 12),
     "LIFTorch recurrent (w_rec)": (lambda: Sequential(LinearTorch((12, 16)), LIFTorch(16, tau_mem=0.02, tau_syn=0.01, has_rec=True,
-                                                                                           w_rec=0.1 * torch.randn(16, 16)),
+                                                                                           w_rec=0.03 * torch.randn(16, 16)),
                                                       LinearTorch((16, 6)), LIFTorch(6)), 12),
     "LIFTorch two synapses per neuron (tau_syn 4 and 15 ms)": (_multi_syn, 12),
     "LIFTorch leak_mode decays, max_spikes_per_dt 2, dt 0.5 ms": (lambda: Sequential(
