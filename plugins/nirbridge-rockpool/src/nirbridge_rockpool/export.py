@@ -129,7 +129,7 @@ def _leak(bias: np.ndarray, alpha: np.ndarray) -> tuple[np.ndarray, bool]:
 
 
 def _neuron(layer: Layer) -> Piece:
-    module, name, shape = layer.module, layer.name, layer.shape
+    module, name = layer.module, layer.name
     dt = layer.policy.dt
     spiking = not isinstance(module, ExpSynTorch)
     out = (module.size_out,)
@@ -201,7 +201,7 @@ def piece(layer: Layer) -> Piece | None:
         bias = getattr(module, "bias", None)
         node = g.Linear(weight=weight) if bias is None else g.Affine(weight=weight, bias=full(bias, (weight.shape[0],), f"{layer.name}.bias"))
         return Piece.node(layer.name, node, layer.kind, binary=False)
-    if isinstance(module, (LIFTorch, LIFNeuronTorch, ExpSynTorch)) and type(module) in (LIFTorch, LIFNeuronTorch, ExpSynTorch):
+    if type(module) in (LIFTorch, LIFNeuronTorch, ExpSynTorch):  # subclasses (other dynamics) are refused below
         return _neuron(layer)
     if is_rockpool_module(module):
         return Piece.refused(layer.name, layer.kind, f"{layer.kind} has {UNSUPPORTED.get(layer.kind, 'no NIR equivalent')}", SUGGESTION)
