@@ -5,8 +5,9 @@ spiking layer firing on a Bernoulli(0.3) spike input, batch 2, 40 steps).
     python -m benchmarks.naive_nir_functions [--write]   # --write: benchmarks/results/naive_nir_functions.md
 
 Per model: the framework's export (`sinabs.nir.to_nir`, SpikingJelly's `export_to_nir` at dt
-1e-4) and the node types it writes; a file round trip with `nir.write`/`nir.read`; the
-framework's import (`sinabs.nir.from_nir`, `import_from_nir`) run on the same input, and the
+1e-4, Rockpool's `to_nir` on the sample) and the node types it writes; a file round trip with
+`nir.write`/`nir.read`; the framework's import (`sinabs.nir.from_nir`, `import_from_nir`,
+Rockpool's `from_nir`, through nirtorch) run on the same input, and the
 spike entries (time, batch, neuron) that differ from the original, per spiking layer (matched
 in call order). nirbridge: `convert(model, to="nir")`, `nirbridge.save`, `nir.read` (that it
 reads), `nirbridge.load`, `convert(graph, to=<framework>)`, run: differing entries per layer.
