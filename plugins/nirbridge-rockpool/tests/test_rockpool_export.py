@@ -103,3 +103,21 @@ def test_exporting_leaves_the_model_and_its_state_as_they_were():
     assert before.keys() == after.keys() and all(torch.equal(before[k], after[k]) for k in before)
     out, _ = run_native(model, x)
     assert out.shape == (x.shape[0], x.shape[1], 6)
+
+
+def test_bitshift_leak_mode_exports_the_decays_rockpool_steps_with():
+    """leak_mode="bitshifts": alpha = 1 - 2**-dash_mem, beta = 1 - 2**-dash_syn (Xylo's decays)."""
+    import rockpool_support as s
+
+    model = Sequential(LinearTorch((12, 16)), LIFTorch(16, leak_mode="bitshifts", dash_mem=4, dash_syn=2),
+                       LinearTorch((16, 6)), LIFTorch(6, leak_mode="bitshifts", dash_mem=3, dash_syn=1))
+    x = s.spike_input(12)
+    s.tune(model, x)
+    out, spikes = run_native(model, x)
+    graph, _ = export(model, x)
+    np.testing.assert_array_equal(exact_decay(graph.nodes["1_LIFTorch"].tau_mem, 1e-3), np.float32(1 - 2**-4))
+    np.testing.assert_array_equal(graph.nodes["1_LIFTorch"].w_in, np.float32(1 - 2**-2))
+    ref = nirbridge.simulate(graph, x, record=list(spikes))
+    for name, want in spikes.items():
+        np.testing.assert_array_equal(ref.states[name]["spikes"], want, err_msg=name)
+        assert 0.05 < np.mean(want > 0) < 0.8
