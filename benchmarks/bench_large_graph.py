@@ -3,13 +3,13 @@
     python -m benchmarks.bench_large_graph [--nodes 10000,100000] [--write]
 
 The chain: Input(4) -> N nodes alternating Linear(4 x 4) and LIF(4) -> Output, every node its
-own parameter arrays (as a file holds them). Each N runs in a fresh process: the graph is
-built and validated in memory (`Graph(...)`), written with `nirbridge.save`, read back with
-`nirbridge.load` (which validates again), and simulated for T = 10 steps, batch 2, with the
-`nir` preset and impulse input, so that a spike at the input crosses the whole chain within
-the step (the output fires: every node computed something). Times are single runs of each
-stage; the peak resident memory is the process's `ru_maxrss`. A second process per N runs
-simulate alone on the chain built in memory, for its own time and memory. Targets (issue 10): for
+own parameter arrays (as a file holds them). For each N one process builds and validates the
+graph in memory (`Graph(...)`) and writes it with `nirbridge.save`; a fresh process then does
+what a user does with the file: `nirbridge.load` (which validates) and simulate for T = 10
+steps, batch 2, with the `nir` preset and impulse input, so that a spike at the input crosses
+the whole chain within the step (the output fires: every node computed something). Times are
+single runs of each stage; the peak resident memory is that second process's `ru_maxrss`. A
+third process runs simulate alone on the chain built in memory, for its own time and memory. Targets (issue 10): for
 N = 100,000, load + validate + simulate under 10 s, memory under 10x the file size; time
 near-linear in N (compare the per-node times of the two sizes). `--write` (what `make bench`
 passes) writes benchmarks/results/large_graph.md.
@@ -67,30 +67,42 @@ def simulate_only(n: int) -> dict:
     return {"seconds": seconds, "added": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 - before, "before": before}
 
 
-def child(n: int) -> dict:
+def write_file(n: int, path: str) -> dict:
+    """Build and validate the chain in memory, save it to `path`: the times of both stages."""
     import nirbridge
 
     times = {}
     start = time.perf_counter()
     graph = chain(n)
     times["build + validate"] = time.perf_counter() - start
-    with tempfile.TemporaryDirectory() as tmp:
-        path = os.path.join(tmp, "chain.nir")
-        start = time.perf_counter()
-        nirbridge.save(graph, path)
-        times["save"] = time.perf_counter() - start
-        size = os.path.getsize(path)
-        del graph
-        start = time.perf_counter()
-        loaded = nirbridge.load(path)
-        times["load + validate"] = time.perf_counter() - start
+    start = time.perf_counter()
+    nirbridge.save(graph, path)
+    times["save"] = time.perf_counter() - start
+    return {"times": times, "file": os.path.getsize(path)}
+
+
+def load_and_simulate(path: str) -> dict:
+    """What a user does with the file, in a fresh process: load (validating), simulate; the
+    times and the peak resident memory of the whole process."""
+    import nirbridge
+
+    times = {}
+    start = time.perf_counter()
+    loaded = nirbridge.load(path)
+    times["load + validate"] = time.perf_counter() - start
     x = np.zeros((STEPS, BATCH, WIDTH), np.float32)
     x[2, 0, 0] = 1.0
     start = time.perf_counter()
     result = nirbridge.simulate(loaded, x, policy=nirbridge.Policy.preset("nir", dt=1e-4, input="impulse"))
     times["simulate"] = time.perf_counter() - start
     assert result.output[2, 0, 0] == 1 and result.output.sum() == 1, "the spike must cross the chain"
-    return {"nodes": n, "times": times, "file": size, "peak": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024}
+    return {"times": times, "peak": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024}
+
+
+def _child(*args: str, timeout: float) -> dict:
+    out = subprocess.run([sys.executable, "-m", "benchmarks.bench_large_graph", *args],
+                         cwd=ROOT, capture_output=True, text=True, check=True, timeout=timeout)
+    return json.loads(out.stdout)
 
 
 def main() -> None:
@@ -98,24 +110,28 @@ def main() -> None:
     parser.add_argument("--nodes", default="10000,100000")
     parser.add_argument("--timeout", type=float, default=900, help="seconds per size before it is reported as not finished")
     parser.add_argument("--write", action="store_true", help="write benchmarks/results/large_graph.md (the refresh step, make bench)")
-    parser.add_argument("--child", type=int, help=argparse.SUPPRESS)
-    parser.add_argument("--child-simulate", type=int, help=argparse.SUPPRESS)
+    parser.add_argument("--write-file", nargs=2, help=argparse.SUPPRESS)
+    parser.add_argument("--load-and-simulate", help=argparse.SUPPRESS)
+    parser.add_argument("--simulate-only", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()
-    if args.child:
-        print(json.dumps(child(args.child)))
+    if args.write_file:
+        print(json.dumps(write_file(int(args.write_file[0]), args.write_file[1])))
         return
-    if args.child_simulate:
-        print(json.dumps(simulate_only(args.child_simulate)))
+    if args.load_and_simulate:
+        print(json.dumps(load_and_simulate(args.load_and_simulate)))
+        return
+    if args.simulate_only:
+        print(json.dumps(simulate_only(args.simulate_only)))
         return
     rows = []
     for n in (int(s) for s in args.nodes.split(",")):
         try:
-            out = subprocess.run([sys.executable, "-m", "benchmarks.bench_large_graph", "--child", str(n)],
-                                 cwd=ROOT, capture_output=True, text=True, check=True, timeout=args.timeout)
-            rows.append(json.loads(out.stdout))
-            out = subprocess.run([sys.executable, "-m", "benchmarks.bench_large_graph", "--child-simulate", str(n)],
-                                 cwd=ROOT, capture_output=True, text=True, check=True, timeout=args.timeout)
-            rows[-1]["alone"] = json.loads(out.stdout)
+            with tempfile.TemporaryDirectory() as tmp:
+                path = os.path.join(tmp, "chain.nir")
+                written = _child("--write-file", str(n), path, timeout=args.timeout)
+                used = _child("--load-and-simulate", path, timeout=args.timeout)
+            rows.append({"nodes": n, "times": written["times"] | used["times"], "file": written["file"], "peak": used["peak"],
+                         "alone": _child("--simulate-only", str(n), timeout=args.timeout)})
         except subprocess.TimeoutExpired:
             rows.append({"nodes": n, "timeout": args.timeout})
         except subprocess.CalledProcessError as exc:
@@ -123,7 +139,7 @@ def main() -> None:
     stages = ("build + validate", "save", "load + validate", "simulate")
     lines = ["# Large graphs", "", "Written by `python -m benchmarks.bench_large_graph --write` (`make bench`). A chain of N nodes "
              f"(Linear {WIDTH}x{WIDTH} and LIF({WIDTH}) alternating), each N in a fresh process; simulate: T = {STEPS}, batch {BATCH}. "
-             "Single runs of each stage, seconds.", "",
+             "Single runs of each stage, seconds; peak RSS: the process that loads and simulates.", "",
              "| N | " + " | ".join(stages) + " | load + simulate | target | file MB | peak RSS MB | peak / file |",
              "|---:|" + "---:|" * (len(stages) + 6)]
     for r in rows:

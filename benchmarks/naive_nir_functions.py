@@ -1,12 +1,13 @@
-"""The naive path for Sinabs, SpikingJelly and Spyx: each framework's own NIR functions next to
+"""The naive path for Sinabs, SpikingJelly, Rockpool and Spyx: each framework's own NIR functions next to
 nirbridge, on the models of the plugins' tests (plugins/nirbridge-*/tests/*_support.py, every
 spiking layer firing on a Bernoulli(0.3) spike input, batch 2, 40 steps).
 
     python -m benchmarks.naive_nir_functions [--write]   # --write: benchmarks/results/naive_nir_functions.md
 
 Per model: the framework's export (`sinabs.nir.to_nir`, SpikingJelly's `export_to_nir` at dt
-1e-4) and the node types it writes; a file round trip with `nir.write`/`nir.read`; the
-framework's import (`sinabs.nir.from_nir`, `import_from_nir`) run on the same input, and the
+1e-4, Rockpool's `to_nir` on the sample) and the node types it writes; a file round trip with
+`nir.write`/`nir.read`; the framework's import (`sinabs.nir.from_nir`, `import_from_nir`,
+Rockpool's `from_nir`, through nirtorch) run on the same input, and the
 spike entries (time, batch, neuron) that differ from the original, per spiking layer (matched
 in call order). nirbridge: `convert(model, to="nir")`, `nirbridge.save`, `nir.read` (that it
 reads), `nirbridge.load`, `convert(graph, to=<framework>)`, run: differing entries per layer.
@@ -28,7 +29,7 @@ import torch
 
 from benchmarks.common import ROOT, environment, write
 
-for plugin in ("nirbridge-sinabs", "nirbridge-spikingjelly", "nirbridge-spyx"):
+for plugin in ("nirbridge-sinabs", "nirbridge-spikingjelly", "nirbridge-rockpool", "nirbridge-spyx"):
     sys.path.insert(0, str(ROOT / "plugins" / plugin / "tests"))
 
 warnings.filterwarnings("ignore")
@@ -235,6 +236,45 @@ def spyx_rows() -> list[str]:
             mine = err(exc)
         rows.append("| " + " | ".join(cells) + f" | {mine} |")
     del snn
+
+
+# ----------------------------------------------------------------------------- Rockpool
+
+
+def rockpool_rows() -> list[str]:
+    import rockpool_support as s
+    from rockpool.nn.modules import LIFNeuronTorch, LIFTorch
+    from rockpool.nn.modules.torch.nir import from_nir, to_nir
+
+    spiking = lambda m: isinstance(m, (LIFTorch, LIFNeuronTorch))  # noqa: E731
+    rows = ["| model | `to_nir` | nodes written | `nir.write`/`read` | `from_nir` | differing spikes per layer, Rockpool round trip | nirbridge (export, save, load, import): differing spikes |",
+            "|---|---|---|---|---|---|---|"]
+    for name in s.MODELS:
+        model, x = s.make(name)
+        _, native = s.run_native(model, x)
+        names, want = list(native), list(native.values())
+        cells = [name, "-", "-", "-", "-", "-"]
+        try:
+            graph = to_nir(model, s.sample(x))
+            cells[1:4] = ["ok", node_types(graph), nir_file(graph)]
+            back = from_nir(copy.deepcopy(graph))
+            for m in torch.nn.Module.modules(back):
+                if hasattr(m, "reset_state") and type(m).__module__.startswith("rockpool."):
+                    m.reset_state()
+            seen: list[torch.Tensor] = []
+            hooks = [m.register_forward_hook(lambda mod, args, out: seen.append((out[0] if isinstance(out, tuple) else out).detach().clone()))
+                     for m in torch.nn.Module.modules(back) if spiking(m)]
+            try:
+                with torch.no_grad():
+                    back(s.sample(x))
+            finally:
+                for h in hooks:
+                    h.remove()
+            cells[4] = "ok"
+            cells[5] = differing(want, [g.transpose(0, 1).numpy() for g in seen])
+        except Exception as exc:  # noqa: BLE001
+            cells[1 if cells[1] == "-" else 4] = err(exc)
+        rows.append("| " + " | ".join(cells) + f" | {through_nirbridge(model, x, s.sample(x), 'rockpool', names, want)} |")
     return rows
 
 
@@ -296,15 +336,17 @@ def paper_rows() -> list[str]:
 
 def main(argv: list[str]) -> None:
     import nir
+    import rockpool
     import sinabs
     import spikingjelly
     import spyx
 
     lines = ["# The frameworks' own NIR functions next to nirbridge", "",
              *environment([f"nir {nir.version}", f"torch {torch.__version__}", f"sinabs {sinabs.__version__}",
-                           f"spikingjelly {getattr(spikingjelly, '__version__', '2.0.0')}", f"spyx {spyx.__version__}"]),
+                           f"spikingjelly {getattr(spikingjelly, '__version__', '2.0.0')}", f"rockpool {rockpool.__version__}", f"spyx {spyx.__version__}"]),
              "", "## Sinabs: `sinabs.nir.to_nir` / `from_nir`", "", *sinabs_rows(),
              "", "## SpikingJelly: `nir_exchange.export_to_nir` / `import_from_nir` (dt 1e-4)", "", *sj_rows(),
+             "", "## Rockpool: `rockpool.nn.modules.torch.nir.to_nir` / `from_nir`", "", *rockpool_rows(),
              "", "## Spyx: `spyx.nir.to_nir` / `from_nir` (dt 1)", "", *spyx_rows(),
              "", "## The NIR paper's CNN (`cnn_sinabs.nir`) through the importers", "", *paper_rows()]
     write("naive_nir_functions.md", "\n".join(lines), "--write" in argv)

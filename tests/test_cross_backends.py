@@ -17,11 +17,11 @@ from nirbridge.compare import compare, recordable
 from nirbridge.conversion import run
 from nirbridge.testing import ZOO, build_case, case_inputs, case_policy
 
-for plugin in ("nirbridge_snntorch", "nirbridge_norse", "nirbridge_sinabs", "nirbridge_spikingjelly"):
+for plugin in ("nirbridge_snntorch", "nirbridge_norse", "nirbridge_sinabs", "nirbridge_spikingjelly", "nirbridge_rockpool"):
     pytest.importorskip(plugin)
 
-BACKENDS = ("numpy", "snntorch", "norse", "sinabs", "spikingjelly")
-PRESETS = ("nir", "snntorch", "norse", "sinabs", "spikingjelly", "spyx", "nir-paper")
+BACKENDS = ("numpy", "snntorch", "norse", "sinabs", "spikingjelly", "rockpool")
+PRESETS = ("nir", "snntorch", "norse", "sinabs", "spikingjelly", "nir-paper", "rockpool", "spyx")
 #: Spyx (JAX) joins where installed, under its own preset (its models step op by op: JAX's
 #: per-operation dispatch makes every direction through it slow; plugins/nirbridge-spyx/tests/
 #: test_spyx_import.py runs it under every preset against the reference): torch and JAX

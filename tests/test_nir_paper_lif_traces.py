@@ -59,6 +59,8 @@ TRACES = [
     Trace("lava_cpu_fixed", None, (461, 511, 711, 761), 16000.0,
           why="fixed point: v = (v * 3933) >> 12 + 640 x[k-1], spike v > 1600, v = 0 (decay 3933/4096, not 0.96)"),
     Trace("lava_loihi_fixed", None, (461, 511, 711, 761), 16000.0, why="the same fixed-point loop on the chip"),
+    Trace("rockpool", Policy.preset("rockpool", dt=DT), (450, 500, 710, 760), 1.0, 0.0, graph_change="weight=0.04",
+          why="lif_rockpool.nir's Linear weight 0.04 added as a jump; LIFNeuronTorch ignores the file's r"),
     Trace("sinabs", Policy.preset("sinabs", dt=DT), (450, 500, 710, 760), 1.0, 0.0,
           why="input column already x dt/tau = 0.04: exact decay with the Euler gain"),
     Trace("spyx", Policy.preset("spyx", dt=DT, input="current"), (461, 511, 711, 761), 1.0, 0.0, graph_change="delay_out",
@@ -133,6 +135,34 @@ def test_spyx_trace_is_the_spyx_preset_and_a_delay_bit_for_bit(fixtures_dir):
     other = simulate(graph_for(trace, folder), data[:, :1].astype(np.float32).reshape(-1, 1, 1),
                      policy=trace.policy.model_copy(update={"reset_timing": "immediate"}), record=["1"])
     assert not np.array_equal(other.states["1"]["v"][:, 0, 0], data[:, 1].astype(np.float32))
+
+
+def test_rockpool_trace_is_the_rockpool_preset_bit_for_bit(fixtures_dir):
+    """lif_rockpool.csv is `Policy.preset("rockpool", dt=1e-4)` on the arrays of lif_rockpool.nir
+    (Linear w 0.04 -> LIF tau 2.5e-3, threshold 0.1) with r = 1: Rockpool's LIFNeuronTorch adds
+    its input as a jump, v = exp(-dt/tau) v + 0.04 x, and never reads r. Its to_nir wrote
+    r = tau exp(-dt/tau)/dt = 25 exp(-0.04), which no Policy reads as that jump (impulse: 0.96 x,
+    exact current: 0.0377 x). The file itself does not load (Output shape, test_nir_paper_files)."""
+    h5py = pytest.importorskip("h5py")
+    folder = _folder(fixtures_dir)
+    with h5py.File(folder / "lif_rockpool.nir") as f:
+        nodes = f["node/nodes"]
+        w, tau, r, theta = (nodes[k][()] for k in ("0_LinearTorch/weight", "1_LIFNeuronTorch/tau", "1_LIFNeuronTorch/r", "1_LIFNeuronTorch/v_threshold"))
+    assert w.tolist() == [[np.float32(0.04)]] and tau.tolist() == [np.float32(2.5e-3)] and theta.tolist() == [np.float32(0.1)]
+    np.testing.assert_allclose(r, tau * np.exp(-DT / tau) / DT, rtol=1e-6)
+    graph = Graph.from_nir(nir.NIRGraph(
+        nodes={"input": nir.Input(input_type=np.array([1])), "0": nir.Linear(weight=w),
+               "1": nir.LIF(tau=tau, r=np.ones(1, np.float32), v_leak=np.zeros(1, np.float32), v_threshold=theta, v_reset=np.zeros(1, np.float32)),
+               "output": nir.Output(output_type=np.array([1]))},
+        edges=[("input", "0"), ("0", "1"), ("1", "output")]))
+    data = np.loadtxt(folder / "lif_rockpool.csv", delimiter=",")
+    x = data[:, :1].astype(np.float32).reshape(-1, 1, 1)
+    res = simulate(graph, x, policy=Policy.preset("rockpool", dt=DT), record=["1"])
+    np.testing.assert_array_equal(res.states["1"]["v"][:, 0, 0], data[:, 1].astype(np.float32))
+    np.testing.assert_array_equal(res.states["1"]["spikes"][:, 0, 0], data[:, 2])
+    # the file's r read as the policy says gives other spike steps
+    with_r = graph.model_copy(update={"nodes": {**graph.nodes, "1": graph.nodes["1"].model_copy(update={"r": r})}})
+    assert np.flatnonzero(simulate(with_r, x, policy=Policy.preset("rockpool", dt=DT), record=["1"]).states["1"]["spikes"][:, 0, 0]).tolist() != [450, 500, 710, 760]
 
 
 def lava_fixed(inp: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -265,8 +265,9 @@ EXPECTED_PRESETS = {  # name: dt, integration, reset, reset_timing, threshold, c
     "norse": (1e-3, "euler", "to_reset", "immediate", "gt", "current_first", "current"),
     "sinabs": (1.0, "exact", "subtract", "immediate", "ge", "current_first", "impulse"),
     "spikingjelly": (1e-4, "euler", "to_reset", "immediate", "ge", "current_first", "current"),
-    "spyx": (1.0, "euler", "subtract", "next_step", "gt", "current_first", "impulse"),
     "nir-paper": (1e-4, "euler", "subtract", "immediate", "gt", "voltage_first", "current"),
+    "rockpool": (1e-3, "exact", "subtract", "immediate", "ge", "current_first", "impulse"),
+    "spyx": (1.0, "euler", "subtract", "next_step", "gt", "current_first", "impulse"),
 }
 
 
@@ -280,10 +281,11 @@ def test_presets_listed():
     assert presets["norse"].type_overrides == {"IF": NodePolicy(input="impulse")}
     assert presets["spyx"].type_overrides == {"CubaLIF": NodePolicy(reset_timing="immediate")}  # Spyx's CuBaLIF subtracts before the decay
     assert all(not p.type_overrides for n, p in presets.items() if n not in ("norse", "spyx"))
-    # Sinabs' default MultiSpike; SpikingJelly starts v at v_reset; no preset floors v
+    # Sinabs' default MultiSpike, Rockpool's StepPWL capped at 2**16; SpikingJelly starts v at v_reset; no preset floors v
     assert {n: (p.spikes, p.initial_v) for n, p in presets.items() if (p.spikes, p.initial_v) != ("single", "zero")} == {
-        "sinabs": ("multi", "zero"), "spikingjelly": ("single", "v_reset")}
-    assert all(p.v_min is None and p.max_spikes is None for p in presets.values())
+        "sinabs": ("multi", "zero"), "spikingjelly": ("single", "v_reset"), "rockpool": ("multi", "zero")}
+    assert {n: p.max_spikes for n, p in presets.items() if p.max_spikes is not None} == {"rockpool": 65536}
+    assert all(p.v_min is None for p in presets.values())
 
 
 def test_preset_changes_and_errors():

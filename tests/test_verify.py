@@ -124,6 +124,19 @@ def test_potentials_within_tolerance_pass_but_are_not_identical():
     assert c.ok and not c.identical and 0 < c.max_dv < 1e-5
 
 
+
+def test_the_potential_tolerance_scales_with_the_largest_potential_of_the_layer():
+    """A last-bit error made while v was 40 stays after v falls back near 0: within tolerance
+    (atol scales with max|v| = 40); the same error where v never exceeds 1 is a difference."""
+    graph, spikes = _one_lif(), [0, 0, 0]
+    err = np.float32(4e-6)
+    for peak, ok in ((40.0, True), (0.9, False)):
+        ref = _result(spikes, [peak, 0.1, 0.1])
+        got = _result(spikes, [peak, 0.1 + err, 0.1 + err])
+        c = compare(ref, got, graph, ["lif"])["lif"]
+        assert c.ok is ok and c.first_diff_step == (None if ok else 1), (peak, c)
+        assert not compare(ref, _result(spikes, [peak, 0.1 + 100 * err, 0.1]), graph, ["lif"])["lif"].ok
+
 def _result(spikes, v):
     return SimulationResult({}, {"lif": {"spikes": np.asarray(spikes, np.float32)[:, None, None], "v": np.asarray(v, np.float32)[:, None, None]}})
 

@@ -2,9 +2,11 @@
 make every spiking layer fire (a silent network matches anything).
 
 Tolerances (DESIGN.md, "Fidelity"): spike trains identical; potentials within
-rtol=1e-5, atol=1e-6 * max(1, |v_threshold|); for nodes without a threshold (LI, I, CubaLI,
-stateless nodes) the scale is the largest |value| the reference reaches instead of the
-threshold, atol=1e-6 * max(1, max|value|). NaN or inf on either side where the other side
+rtol=1e-5, atol=1e-6 * max(1, |v_threshold|, max|v|), with max|v| the largest |v| the
+reference reaches in that node (a rounding error made while v was large stays in v after a
+subtractive reset brings it back near zero; two matrix products that sum in different
+orders, as torch's and NumPy's may, differ by such last bits); for nodes without a
+threshold (LI, I, CubaLI, stateless nodes) atol=1e-6 * max(1, max|value|). NaN or inf on either side where the other side
 does not hold the same value is always a difference (NaN never agrees, not even with NaN). A
 flipped spike where the potential of the
 side that did not spike lies within that tolerance of the threshold is a rounding tie:
@@ -150,7 +152,8 @@ def compare(
                 if key in ("v", "y") and delta.size:
                     cmp.max_dv = max(cmp.max_dv or 0.0, float(np.nanmax(delta, initial=0.0)))
                 finite_a = np.where(np.isfinite(a), np.abs(a), 0.0)
-                scale = tol if key == "v" and tol is not None else base_atol * max(1.0, float(finite_a.max(initial=0.0)))
+                floor = base_atol * max(1.0, float(finite_a.max(initial=0.0)))
+                scale = np.maximum(tol, floor) if key == "v" and tol is not None else floor
                 diff = bad = unequal_non_finite | (delta > scale + base_rtol * finite_a)
             if diff.any():
                 firsts.append(int(np.nonzero(diff.reshape(diff.shape[0], -1).any(axis=1))[0][0]))

@@ -143,7 +143,8 @@ CASES = [
     Case("norse_lifted_time_modules", seeded(lambda: SeqOnly(scaled(lifted_sequence(), 2.0, 0.05))), lambda rng: spikes(rng, (T, B, 2, 8, 8)),
          style="sequence", source="Norse docs: Lift and time-sequence modules (LIF, LI)"),
     Case("norse_lsnn", seeded(lsnn), lambda rng: spikes(rng, (T, B, 16)), style="state", expect="adaptive threshold (a second state raising the threshold after each spike); no NIR neuron has one"),
-    Case("norse_li_with_leak", seeded(leaky_li), lambda rng: spikes(rng, (T, B, 16)), style="state", expect="Norse starts v at v_leak, NIR at 0"),
+    Case("norse_li_with_leak", seeded(lambda: scaled(leaky_li(), 3.0, 0.05)), lambda rng: spikes(rng, (T, B, 16)), style="state",
+         source="LIBoxCell with v_leak (starts at v_leak: policy override initial_v)"),
     Case("norse_state_not_passed_back", seeded(RestartEachStep), lambda rng: spikes(rng, (T, B, 16)), expect="a NIR neuron carries its state from step to step"),
 ]
 

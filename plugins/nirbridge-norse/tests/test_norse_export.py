@@ -11,6 +11,7 @@ from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 from norse.torch.functional.reset import reset_subtract
 
+import nirbridge
 from nirbridge import ir as g
 from nirbridge.errors import GapError
 from nirbridge.reference import simulate
@@ -200,18 +201,27 @@ def test_unsupported_modules_are_all_reported_at_once():
     assert report["0"].status == "exact"
 
 
-def test_li_with_leak_is_refused_with_reason():
-    model = norse.SequentialState(torch.nn.Linear(2, 2), norse.LIBoxCell(norse.LIBoxParameters(v_leak=_t(0.5))))
-    with pytest.raises(GapError) as caught:
-        to_nir(model, sample=torch.zeros(1, 2))
-    assert "v_leak" in caught.value.report["1"].reason
+@pytest.mark.parametrize("cell,kind", [(lambda: norse.LIBoxCell(norse.LIBoxParameters(v_leak=_t(0.5))), "LI"),
+                                       (lambda: norse.LICell(norse.LIParameters(v_leak=_t(0.5))), "CubaLI")])
+def test_li_with_leak_starts_at_v_leak_and_matches_norse(cell, kind):
+    """A leaky integrator's output is v itself, which Norse starts at v_leak: the export keeps
+    v_leak and says so with the override initial_v="v_leak"; every backend then gives Norse's values."""
+    model = norse.SequentialState(lin(3, 4, 5), cell())
+    x = spikes(3, (40, 2, 3), amp=2.0)
+    ours, ref, graph = norse_vs_reference(model, x, torch.zeros(1, 3))
+    assert graph.nodes["1"].type == kind and Policy.from_metadata(graph.metadata).for_node("1", kind).initial_v == "v_leak"
+    assert ours[0].min() > 0.4  # the first step starts near v_leak, not at 0
+    np.testing.assert_allclose(ref, ours, rtol=1e-5, atol=1e-6)
+    for backend in ("snntorch", "norse"):
+        got = nirbridge.convert(graph, to=backend).run(x).output
+        np.testing.assert_allclose(got, ref, rtol=1e-5, atol=1e-6)
 
 
 @settings(max_examples=15, deadline=None)
 @given(seed=st.integers(0, 2**31), leak=st.floats(-0.3, 0.3), th=st.floats(0.2, 1.0), inv=st.floats(50, 800), subtract=st.booleans())
 def test_exported_lifbox_matches_norse(seed, leak, th, inv, subtract):
-    if subtract:
-        leak = 0.0
+    """Value reset: the potential is shifted by v_leak; reset_subtract: it keeps v_leak and
+    starts at it (the shift would change the subtracted threshold)."""
     params = norse.LIFBoxParameters(tau_mem_inv=_t(inv), v_leak=_t(leak), v_th=_t(th + max(leak, 0)), reset_method=reset_subtract if subtract else norse.LIFBoxParameters().reset_method)
     model = norse.SequentialState(lin(3, 4, seed % 1000), norse.LIFBoxCell(params))
     x = spikes(seed, (60, 2, 3), amp=2.0)

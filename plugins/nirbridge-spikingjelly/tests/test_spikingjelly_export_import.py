@@ -104,10 +104,10 @@ def test_stock_nodes_where_spikingjelly_has_the_policy(name, nodes):
     for n, kind in nodes.items():
         np.testing.assert_array_equal(got.states[n]["spikes"], ref.states[n]["spikes"])
         dv = np.abs(got.states[n]["v"] - ref.states[n]["v"]).max()
-        # IFNode adds as the reference does (bit for bit after the same Linear); LIFNode divides
-        # by tau where the reference multiplies by 1 - dt/tau, and torch's convolutions sum in
-        # another order than the reference: last-bit differences
-        assert dv == 0 if "MLP" in name else dv < 1e-6, (n, dv)
+        # torch's matrix products and convolutions may sum in another order than NumPy's (it
+        # depends on the CPU's kernels), and LIFNode divides by tau where the reference
+        # multiplies by 1 - dt/tau: last-bit differences at most
+        assert dv < 1e-6, (n, dv)
 
 
 @pytest.mark.parametrize("case,policy,why", [

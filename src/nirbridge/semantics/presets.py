@@ -166,5 +166,30 @@ def _nir_paper(**changes: Any) -> dict[str, Any]:
                 threshold="gt", current_order="voltage_first", input="current") | changes
 
 
+def _rockpool(**changes: Any) -> dict[str, Any]:
+    """Rockpool 3.1.0 torch modules with their defaults (`nn/modules/torch/lif_torch.py`
+    `LIFTorch`, `lif_neuron_torch.py` `LIFNeuronTorch`, `exp_syn_torch.py` `ExpSynTorch`,
+    `nn/modules/torch/nir.py`; pinned in plugins/nirbridge-rockpool/tests/test_rockpool_semantics.py).
+
+    - dt 1e-3: `dt` is a module parameter (`rp.SimulationParameter`), 1 ms by default; time
+      constants are in seconds.
+    - integration exact: `alpha = exp(-dt/tau_mem)`, `beta = exp(-dt/tau_syn)` (`tau_to_decay`).
+    - input impulse: `LIFNeuronTorch` steps `v = alpha*v + x + bias`; `LIFTorch`'s synapse
+      `i = beta*(i + x + w_rec s)` feeds `v = alpha*v + i + bias` (a CubaLIF with
+      `w_in = beta`, `r = 1/(1 - alpha)`); `ExpSynTorch` is `i = beta*(i + x)` (an LI with r = beta).
+    - current_order current_first: `v` gets this step's decayed synaptic current.
+    - threshold ge, spikes multi, max_spikes 65536: `StepPWL` emits
+      `(v >= threshold) * floor(v/threshold)` spikes, capped at `max_spikes_per_dt = 2**16`.
+    - reset subtract, immediate: `v = v - spikes*threshold` in the same step.
+    - initial_v zero: states start at 0 (`init_func=torch.zeros`).
+    - Its own NIR export (`to_nir`) writes `r = tau*exp(-dt/tau)/dt` and `v_leak = 0` (the bias
+      is dropped); its import (`from_nir`) recovers `dt = min(tau/(1 + r))`, which is not the
+      inverse of that r (see the plugin's semantics tests).
+    """
+    return dict(dt=1e-3, integration="exact", reset="subtract", reset_timing="immediate", threshold="ge",
+                current_order="current_first", input="impulse", spikes="multi", max_spikes=65536) | changes
+
+
 #: preset name -> builder(**changes) -> Policy fields; each builder's docstring cites its facts
-PRESETS = {"nir": _nir, "snntorch": _snntorch, "norse": _norse, "sinabs": _sinabs, "spikingjelly": _spikingjelly, "spyx": _spyx, "nir-paper": _nir_paper}
+PRESETS = {"nir": _nir, "snntorch": _snntorch, "norse": _norse, "sinabs": _sinabs, "spikingjelly": _spikingjelly, "nir-paper": _nir_paper,
+           "rockpool": _rockpool, "spyx": _spyx}

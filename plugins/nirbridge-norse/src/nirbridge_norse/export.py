@@ -20,7 +20,8 @@ Parameter mapping (Norse -> NIR at the policy's dt; Norse stores inverse time co
 
 Norse starts a neuron at v = v_leak (IAF: v = v_reset); NIR starts at 0. For spiking neurons
 the potential is shifted (u = v - v_leak: v_leak' = 0, v_th' = v_th - v_leak, v_reset' =
-v_reset - v_leak), which changes no spike. A cell with its own `dt` other than the policy's
+v_reset - v_leak), which changes no spike; a LIBoxCell or LICell (their output is v) and a
+LIFBoxCell with reset_subtract keep v_leak and start at it (policy override `initial_v="v_leak"`). A cell with its own `dt` other than the policy's
 gets its time constants scaled so that dt/tau per step is unchanged.
 """
 
@@ -116,11 +117,8 @@ def _parameters(layer: Layer, family: str, shape: tuple[int, ...]) -> tuple[dict
         raise
     except NirbridgeError as exc:
         return {}, problems + [f"parameters do not fit the neuron shape {shape}: {exc}"]
-    leak = "v_leak" in arr and np.any(arr["v_leak"] != 0)
-    if leak and family in ("li_box", "li", "li_linear"):
+    if "v_leak" in arr and np.any(arr["v_leak"] != 0) and family == "li_linear":
         problems.append("v_leak != 0: Norse starts v at v_leak, NIR at 0, and a leaky integrator's output is v itself")
-    if leak and family == "lif_box" and _reset(p) == "subtract":
-        problems.append("reset_subtract with v_leak != 0: NIR starts v at 0, and the shift that makes that exact would change the subtracted threshold")
     if any(not np.all(np.isfinite(a)) for a in arr.values()):
         problems.append("non-finite parameters")
     problems += [f"{key} must be > 0" for key in ("tau_mem_inv", "tau_syn_inv") if key in arr and np.any(arr[key] <= 0)]
@@ -140,19 +138,22 @@ def _neuron(layer: Layer, family: str) -> Piece:
 
     zeros, ones = np.zeros(shape, np.float32), np.ones(shape, np.float32)
     spiking = family in ("lif_box", "iaf", "lif", "lif_rec")
+    leak = bool(np.any(arr.get("v_leak", zeros) != 0))
     if family == "lif_box":
+        if _reset(module.p) == "subtract":  # the shift would change the subtracted threshold: start at v_leak
+            node = g.LIF(tau=tau("tau_mem_inv"), r=ones, v_leak=arr["v_leak"], v_threshold=arr["v_th"], v_reset=arr["v_reset"])
+            return _starting_at_v_leak(Piece.node(name, node, kind, binary=True), {"reset": "subtract"}, leak)
         node = g.LIF(tau=tau("tau_mem_inv"), r=ones, v_leak=zeros, v_threshold=arr["v_th"] - arr["v_leak"], v_reset=arr["v_reset"] - arr["v_leak"])
-        piece = Piece.node(name, node, kind, binary=True)
-        if _reset(module.p) == "subtract":
-            piece.overrides = {name: {"reset": "subtract"}}
-        return piece
+        return Piece.node(name, node, kind, binary=True)
     if family == "iaf":
         r = ones if layer.policy.for_node(name, "IF").input == "impulse" else np.full(shape, 1.0 / layer.policy.dt, np.float32)
         return Piece.node(name, g.IF(r=r, v_threshold=arr["v_th"] - arr["v_reset"], v_reset=zeros), kind, binary=True)
     if family == "li_box":
-        return Piece.node(name, g.LI(tau=tau("tau_mem_inv"), r=ones, v_leak=zeros), kind)
+        return _starting_at_v_leak(Piece.node(name, g.LI(tau=tau("tau_mem_inv"), r=ones, v_leak=arr["v_leak"]), kind), {}, leak)
     cuba = _cuba(layer, "li" if family in ("li", "li_linear") else "lif", arr, tau, shape)
-    if family in ("lif", "li"):
+    if family == "li":
+        return _starting_at_v_leak(Piece.node(name, cuba, kind), {}, leak)
+    if family == "lif":
         return Piece.node(name, cuba, kind, binary=spiking)
     w_in = g.Linear(weight=full(module.input_weights, tuple(module.input_weights.shape), f"{name}.input_weights"))
     nodes = {"input": g.Input(shape=np.array(layer.shape, dtype=np.int64)), "w_in": w_in, "neuron": cuba,
@@ -165,6 +166,16 @@ def _neuron(layer: Layer, family: str) -> Piece:
     return Piece(gap, {name: g.Graph(nodes=nodes, edges=edges)}, [], name, name, f"{name}.w_in", f"{name}.neuron", binary=spiking)
 
 
+def _starting_at_v_leak(piece: Piece, overrides: dict[str, str], leak: bool) -> Piece:
+    """The piece with its policy overrides, plus `initial_v="v_leak"` where v_leak != 0
+    (Norse's state starts at v_leak; the output of a leaky integrator is v itself, so
+    shifting v by v_leak is not exact there)."""
+    overrides = overrides | ({"initial_v": "v_leak"} if leak else {})
+    if overrides:
+        piece.overrides = {piece.gap.node: overrides}
+    return piece
+
+
 def _cuba(layer: Layer, family: str, arr: dict, tau, shape) -> g.Node:
     kind = "CubaLIF" if family == "lif" else "CubaLI"
     tau_syn = tau("tau_syn_inv")
@@ -172,9 +183,10 @@ def _cuba(layer: Layer, family: str, arr: dict, tau, shape) -> g.Node:
         w_in = np.ones(shape, np.float32)
     else:
         w_in = np.asarray(unit_gain(tau_syn.astype(np.float64), layer.policy.dt, "euler"), dtype=np.float32)
-    common = dict(tau_syn=tau_syn, tau_mem=tau("tau_mem_inv"), r=np.ones(shape, np.float32), w_in=w_in, v_leak=np.zeros(shape, np.float32))
-    if kind == "CubaLI" or "v_th" not in arr:
-        return g.CubaLI(**common)
+    common = dict(tau_syn=tau_syn, tau_mem=tau("tau_mem_inv"), r=np.ones(shape, np.float32), w_in=w_in)
+    if kind == "CubaLI" or "v_th" not in arr:  # output v itself: keeps v_leak (and starts at it, see _starting_at_v_leak)
+        return g.CubaLI(v_leak=arr.get("v_leak", np.zeros(shape, np.float32)), **common)
+    common["v_leak"] = np.zeros(shape, np.float32)
     return g.CubaLIF(v_threshold=arr["v_th"] - arr["v_leak"], v_reset=arr["v_reset"] - arr["v_leak"], **common)
 
 

@@ -50,7 +50,7 @@ class TorchBackend(Backend):
     def accepts(self, obj: Any) -> bool:
         if isinstance(obj, self.model_class):
             return True
-        return isinstance(obj, torch.nn.Module) and any(self.is_native(m) for m in obj.modules())
+        return isinstance(obj, torch.nn.Module) and any(self.is_native(m) for m in torch.nn.Module.modules(obj))
 
     def export(self, obj: Any, *, policy: Policy | None = None, sample: Any = None):
         """The graph of a model this backend converted (with current parameter values), or of

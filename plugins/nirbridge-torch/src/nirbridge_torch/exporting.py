@@ -235,7 +235,7 @@ def torch_piece(layer: Layer, module: torch.nn.Module | None = None, lead: int |
 
 def model_dtype(model: torch.nn.Module) -> torch.dtype:
     """The floating dtype of the model's parameters (the default dtype when it has none)."""
-    for tensor in (*model.parameters(), *model.buffers()):
+    for tensor in (*torch.nn.Module.parameters(model), *model.buffers()):  # Rockpool overrides parameters()
         if tensor.is_floating_point():
             return tensor.dtype
     return torch.get_default_dtype()

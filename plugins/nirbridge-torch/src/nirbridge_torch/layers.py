@@ -224,4 +224,22 @@ def export_stateless(module: torch.nn.Module, input_shape: tuple[int, ...], *, n
     return None
 
 
-__all__ = ["GRAPH_DTYPE", "Delay", "DtypeError", "Scale", "SumPool2d", "Threshold", "build_stateless", "compact", "export_stateless", "tensor", "to_array"]
+__all__ = ["GRAPH_DTYPE", "Delay", "DtypeError", "Scale", "SumPool2d", "Threshold", "build_stateless", "compact", "export_stateless", "tau_of_decay", "tensor", "to_array"]
+
+
+def tau_of_decay(alpha, start, dt: float) -> np.ndarray:
+    """The float32 tau nearest `start` whose exact decay as the reference computes it
+    (exp(-dt/tau) in float64, rounded once) is the float32 `alpha` a framework steps with
+    (torch's float32 exp can be one ulp off the correctly rounded value); `start` where no
+    float32 tau gives alpha. The taus whose decay rounds to alpha lie between those of the
+    midpoints of alpha and its float32 neighbours."""
+    alpha = np.asarray(alpha, np.float32)
+    start = np.asarray(start, np.float32)
+    a = alpha.astype(np.float64)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        edges = [-dt / np.log((a + np.nextafter(alpha, np.float32(side)).astype(np.float64)) / 2) for side in (0, 1)]
+        near = np.clip(start.astype(np.float64), np.minimum(*edges), np.maximum(*edges)).astype(np.float32)
+        tau = start
+        for candidate in (np.nextafter(near, np.float32(0)), np.nextafter(near, np.float32(np.inf)), near, start):
+            tau = np.where(np.exp(-dt / candidate.astype(np.float64)).astype(np.float32) == alpha, candidate, tau)
+    return tau

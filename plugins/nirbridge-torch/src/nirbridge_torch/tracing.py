@@ -469,7 +469,7 @@ def preserved(model: torch.nn.Module):
     were changed in place. A parameter changed in place raises `NirbridgeError` (the values
     it had are not kept, so that exporting a large model copies no weights)."""
     saved = []
-    for module in model.modules():
+    for module in torch.nn.Module.modules(model):  # Rockpool's Module API overrides modules()
         attrs = {k: v for k, v in vars(module).items() if k not in ("_parameters", "_buffers", "_modules")}
         buffers = dict(module._buffers)
         held = {id(t): t for t in _held_tensors(list(attrs.values()) + list(buffers.values())) if not isinstance(t, torch.nn.Parameter)}
