@@ -7,7 +7,7 @@ from spyx_support import MODELS, make, run_native, sample
 import nirbridge
 from nirbridge.testing.roundtrip import everywhere_and_back
 
-TARGETS = ["numpy", "snntorch", "norse", "sinabs", "spikingjelly"]
+TARGETS = ["numpy", "snntorch", "norse", "sinabs", "spikingjelly", "rockpool"]
 
 
 @pytest.mark.slow
