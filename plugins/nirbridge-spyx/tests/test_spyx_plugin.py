@@ -24,3 +24,25 @@ def test_a_spyx_model_finds_its_backend_and_no_torch_backend_claims_it():
     graph = nirbridge.convert(model, to="nir", sample=np.zeros((1, 3), np.float32))
     assert nirbridge.check(model, to="numpy", sample=np.zeros((1, 3), np.float32)).source == "spyx"
     assert nirbridge.backends()["spyx"].load().accepts(nirbridge.convert(graph, to="spyx"))
+
+
+def test_conformance_and_conversion_need_no_torch():
+    """The conformance suite's helpers, a conversion to Spyx and its run: NumPy and JAX only,
+    with torch made unimportable (Spyx's optional tonic data loaders then stay off)."""
+    code = (
+        "import sys\n"
+        "sys.modules['torch'] = None\n"
+        "from nirbridge import Policy\n"
+        "from nirbridge.compare import compare, recordable\n"
+        "from nirbridge.conversion import plan, run\n"
+        "from nirbridge.testing import BackendConformance, build_case, case_inputs\n"
+        "from nirbridge_spyx import SpyxBackend\n"
+        "b = SpyxBackend(); p = Policy.preset('spyx'); g = build_case('recurrent_cubalif', p); rec = recordable(g)\n"
+        "x, ref = case_inputs('recurrent_cubalif', g, p, steps=20, batch=2, record=rec)\n"
+        "res = run(b, plan(g, b, policy=p).build(), x, record=tuple(rec))\n"
+        "assert all(c.ok and c.spike_diffs == 0 for c in compare(ref, res, g, rec).values())\n"
+        "print(sys.modules['torch'] is None, 'jax' in sys.modules)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.split() == ["True", "True"], out.stdout
