@@ -23,11 +23,11 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from ..errors import PluginError
+from ..errors import PluginError, PolicyError, ResourceLimitError
 from ..ir import Graph, Node
 from ..report import STATUSES, GapReport, Status
 from ..result import SimulationResult
-from ..semantics import Policy, policy_differences
+from ..semantics import Policy, delay_steps, policy_differences
 
 #: what a backend name must look like; "nir" is reserved for `convert(..., to="nir")`
 NAME_RE = re.compile(r"^[a-z][a-z0-9_-]*$")
@@ -98,6 +98,18 @@ def unsupported(reason: str, suggestion: str = "") -> Handler:
     """A handler that refuses its node type, saying why and what to do instead."""
     return Handler(Support("unsupported", reason=reason, suggestion=suggestion))
 
+
+
+def delay_problem(name: str, node: Node, policy: Policy) -> Support | None:
+    """Why a Delay node cannot run as a delay line at the policy's dt (an unsupported Support
+    with a suggestion), None when it can: `semantics.delay_steps`' rule, shared by every backend."""
+    try:
+        delay_steps(name, node, policy.dt, np.shape(node.delay))
+    except PolicyError as exc:
+        return Support("unsupported", reason=str(exc), suggestion="choose a dt that divides every delay")
+    except ResourceLimitError as exc:
+        return Support("unsupported", reason=str(exc), suggestion="shorten the delay")
+    return None
 
 @dataclass(frozen=True)
 class BuildPlan:

@@ -16,11 +16,11 @@ import spyx.nn as snn
 from flax import nnx
 
 from nirbridge import ir as g
-from nirbridge.backends.base import Backend, BuildPlan, Handler, NodePlan, Support
-from nirbridge.errors import GapError, PolicyError, ResourceLimitError
+from nirbridge.backends.base import Backend, BuildPlan, Handler, NodePlan, Support, delay_problem
+from nirbridge.errors import GapError
 from nirbridge.ir import Graph
 from nirbridge.result import SimulationResult
-from nirbridge.semantics import Policy, delay_steps, with_policy
+from nirbridge.semantics import Policy, with_policy
 
 from . import export as exporting
 from .model import DelayLine, SpyxGraph, stateless
@@ -52,12 +52,9 @@ NEURON_MAPS = {
 def _plan_stateless(name: str, node: g.Node, policy: Policy, graph: Graph) -> NodePlan:
     support = Support("exact", maps_to=STATELESS[node.type])
     if isinstance(node, g.Delay):
-        try:
-            delay_steps(name, node, policy.dt, np.shape(node.delay))
-        except PolicyError as exc:
-            return NodePlan(name, node, policy, Support("unsupported", reason=str(exc), suggestion="choose a dt that divides every delay"))
-        except ResourceLimitError as exc:
-            return NodePlan(name, node, policy, Support("unsupported", reason=str(exc), suggestion="shorten the delay"))
+        problem = delay_problem(name, node, policy)
+        if problem:
+            return NodePlan(name, node, policy, problem)
         return NodePlan(name, node, policy, support, lambda: DelayLine(name, node, policy))
     return NodePlan(name, node, policy, support, lambda: stateless(node, policy))
 

@@ -21,9 +21,9 @@ import numpy as np
 import torch
 
 from nirbridge import ir as g
-from nirbridge.backends.base import BuildPlan, Handler, NodePlan, Support
-from nirbridge.errors import NirbridgeError, PolicyError, ResourceLimitError
-from nirbridge.semantics import Policy, delay_steps
+from nirbridge.backends.base import BuildPlan, Handler, NodePlan, Support, delay_problem
+from nirbridge.errors import NirbridgeError
+from nirbridge.semantics import Policy
 
 from .executor import GraphModule, module_key, run_sequence
 from .layers import build_stateless
@@ -148,12 +148,9 @@ STATELESS = {
 def _plan_stateless(name: str, node: g.Node, policy: Policy, graph: g.Graph) -> NodePlan:
     support = Support("exact", maps_to=STATELESS[node.type])
     if isinstance(node, g.Delay):
-        try:
-            delay_steps(name, node, policy.dt, np.shape(node.delay))
-        except PolicyError as exc:
-            return NodePlan(name, node, policy, Support("unsupported", reason=str(exc), suggestion="choose a dt that divides every delay"))
-        except ResourceLimitError as exc:
-            return NodePlan(name, node, policy, Support("unsupported", reason=str(exc), suggestion="shorten the delay"))
+        problem = delay_problem(name, node, policy)
+        if problem:
+            return NodePlan(name, node, policy, problem)
     return NodePlan(name, node, policy, support, lambda: build_stateless(node, policy=policy, name=name))
 
 
