@@ -22,11 +22,8 @@ for plugin in ("nirbridge_snntorch", "nirbridge_norse", "nirbridge_sinabs", "nir
 
 BACKENDS = ("numpy", "snntorch", "norse", "sinabs", "spikingjelly", "rockpool")
 PRESETS = ("nir", "snntorch", "norse", "sinabs", "spikingjelly", "nir-paper", "rockpool", "spyx")
-#: Spyx (JAX) joins where installed, under its own preset (its models step op by op: JAX's
-#: per-operation dispatch makes every direction through it slow; plugins/nirbridge-spyx/tests/
-#: test_spyx_import.py runs it under every preset against the reference): torch and JAX
-#: backends convert into each other
-SPYX_PRESETS = ("spyx",) if find_spec("nirbridge_spyx") else ()
+#: Spyx (JAX) joins where installed, under every preset: torch and JAX backends convert into each other
+SPYX_PRESETS = PRESETS if find_spec("nirbridge_spyx") else ()
 
 pytestmark = pytest.mark.slow
 
