@@ -8,6 +8,8 @@ import torch
 from spikingjelly.activation_based import functional, layer, neuron
 from torch import nn
 
+from nirbridge_torch.testing import tune_firing
+
 B, T = 2, 40
 
 
@@ -74,23 +76,7 @@ def tune(model: nn.Module, x: np.ndarray, lo: float = 0.1, hi: float = 0.6) -> n
     """Weights |w| with a quarter of them negated and no biases, then each weight layer scaled
     (in order) until the spiking layer after it fires at a rate in (lo, hi)."""
     layers = [m for m in model.modules() if isinstance(m, (nn.Linear, nn.Conv1d, nn.Conv2d))]
-    gen = torch.Generator().manual_seed(1)
-    with torch.no_grad():
-        for i, lay in enumerate(layers):
-            lay.weight.abs_().mul_(torch.where(torch.rand(lay.weight.shape, generator=gen) < 0.25, -1.0, 1.0))
-            if lay.bias is not None:
-                lay.bias.zero_()
-            factor, last = 1.5, 0
-            for _ in range(40):  # scale up while silent, down while too busy; halve the step at each turn
-                rates = [float(s.mean()) for s in run_native(model, x)[1].values()]
-                if i >= len(rates) or lo < rates[i] < hi:
-                    break
-                way = 1 if rates[i] <= lo else -1
-                factor = factor ** 0.5 if way == -last else factor
-                lay.weight.mul_(factor ** way)
-                last = way
-            else:
-                raise AssertionError(f"weight layer {i} could not be scaled to a firing rate in ({lo}, {hi}): {rates}")
+    tune_firing(layers, lambda: [float(s.mean()) for s in run_native(model, x)[1].values()], lo, hi)
     return model
 
 
