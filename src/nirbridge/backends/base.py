@@ -111,6 +111,20 @@ def delay_problem(name: str, node: Node, policy: Policy) -> Support | None:
         return Support("unsupported", reason=str(exc), suggestion="shorten the delay")
     return None
 
+
+def lazy_exports(package: str, names: Mapping[str, str]) -> Callable[[str], Any]:
+    """A plugin package's module `__getattr__`: `names` maps each public name to the submodule
+    that defines it, imported on first use, so that importing the package (as its entry point
+    does) imports no framework."""
+
+    def __getattr__(name: str) -> Any:
+        module = names.get(name)
+        if module is None:
+            raise AttributeError(f"module {package!r} has no attribute {name!r}")
+        return getattr(importlib.import_module(f".{module}", package), name)
+
+    return __getattr__
+
 @dataclass(frozen=True)
 class BuildPlan:
     """Everything a backend builds a native model from: the graph to run (rewrites applied,

@@ -9,7 +9,7 @@ The names below load on first use, so that the plugin's entry point (`nirbridge_
 imports neither torch nor snnTorch.
 """
 
-from importlib import import_module
+from nirbridge.backends.base import lazy_exports
 
 _LAZY = {
     "SnnTorchBackend": "backend",
@@ -20,10 +20,4 @@ _LAZY = {
     "graph_of": "importer",
 }
 __all__ = sorted(_LAZY)
-
-
-def __getattr__(name: str):
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module 'nirbridge_snntorch' has no attribute {name!r}")
-    return getattr(import_module(f".{module}", __name__), name)
+__getattr__ = lazy_exports(__name__, _LAZY)

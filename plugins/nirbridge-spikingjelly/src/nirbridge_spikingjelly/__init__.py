@@ -8,14 +8,8 @@ The names below load on first use, so that the plugin's entry point
 (`nirbridge_spikingjelly.plugin`) imports neither torch nor SpikingJelly.
 """
 
-from importlib import import_module
+from nirbridge.backends.base import lazy_exports
 
 _LAZY = {"SpikingJellyBackend": "backend", "SpikingJellyGraph": "neurons", "simulate_native": "backend"}
 __all__ = sorted(_LAZY)
-
-
-def __getattr__(name: str):
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module 'nirbridge_spikingjelly' has no attribute {name!r}")
-    return getattr(import_module(f".{module}", __name__), name)
+__getattr__ = lazy_exports(__name__, _LAZY)
