@@ -28,7 +28,7 @@ from nirbridge.reference import engine, neurons, simulate
 from nirbridge.testing import BackendConformance, swap
 from nirbridge.topology import Schedule, flatten, schedule
 
-PRESETS = ("nir", "snntorch", "norse", "sinabs", "nir-paper")
+PRESETS = ("nir", "snntorch", "norse", "sinabs", "spikingjelly", "nir-paper", "rockpool", "spyx")
 SPIKING = ("IF", "LIF", "CubaLIF")
 
 
