@@ -22,6 +22,7 @@ from nirbridge.semantics import (
     Policy,
     current_gain,
     decay,
+    exact_unit_gain,
     leaky_from_nir,
     leaky_to_nir,
     synaptic_from_nir,
@@ -602,6 +603,19 @@ def test_maths_by_hand():
     assert current_gain(2e-3, 1e-3, "exact") == pytest.approx(1 - math.exp(-0.5), rel=1e-15)
     assert unit_gain(1e-3, 1e-4) == pytest.approx(10.0, rel=1e-15)
     assert unit_gain(1e-3, 1e-4, "exact") == pytest.approx(1 / (1 - math.exp(-0.1)), rel=1e-14)
+
+
+@pytest.mark.parametrize("integration", ["euler", "exact"])
+def test_exact_unit_gain_makes_the_input_term_exactly_one(integration):
+    """Where found, the reference's c r (float64 product, rounded once to float32) is 1, and r
+    lies within a few float32 steps of unit_gain; where not, r is unit_gain's value."""
+    tau = np.random.default_rng(0).uniform(1.5, 40.0, 500).astype(np.float32)
+    r, found = exact_unit_gain(tau, 1.0, integration)
+    c = current_gain(tau.astype(np.float64), 1.0, integration)
+    assert r.dtype == np.float32 and found.mean() > 0.9
+    assert np.all((c[found] * r[found].astype(np.float64)).astype(np.float32) == 1)
+    near = np.asarray(unit_gain(tau.astype(np.float64), 1.0, integration), np.float32)
+    assert np.all(np.abs(r - near) <= 8 * np.spacing(near)) and np.array_equal(r[~found], near[~found])
     tau, r = leaky_to_nir(0.9, 1e-4)
     assert (tau, r) == (pytest.approx(1e-3, rel=1e-14), pytest.approx(10.0, rel=1e-14))
     tau_syn, tau_mem, r, w_in = synaptic_to_nir(0.5, 0.75, 1.0, "exact")

@@ -7,6 +7,7 @@ from .discretization import (
     current_gain,
     decay,
     delay_steps,
+    exact_unit_gain,
     leaky_from_nir,
     leaky_to_nir,
     neuron_step,
@@ -23,6 +24,6 @@ from .presets import PRESETS
 
 __all__ = [
     "FIELDS", "METADATA_KEY", "POLICY_FIELDS", "PRESETS", "DtInference", "NodePolicy", "Policy", "ResolvedPolicy", "StepConstants", "StepRule",
-    "current_gain", "decay", "delay_steps", "infer_dt", "leaky_from_nir", "leaky_to_nir", "neuron_step", "policy_differences", "resolve_policy", "step_constants",
+    "current_gain", "decay", "delay_steps", "exact_unit_gain", "infer_dt", "leaky_from_nir", "leaky_to_nir", "neuron_step", "policy_differences", "resolve_policy", "step_constants",
     "synaptic_from_nir", "synaptic_to_nir", "tau_from_decay", "unit_gain", "with_policy",
 ]

@@ -113,6 +113,27 @@ def unit_gain(tau, dt: float, integration: Integration = "euler"):
     return _out(1 / _gain(t, dt, integration) if integration == "exact" else t / dt, dtype)
 
 
+
+def exact_unit_gain(tau, dt: float, integration: Integration = "euler", ulps: int = 8) -> tuple[np.ndarray, np.ndarray]:
+    """(r, found): the r nearest `unit_gain(tau)` (in tau's float dtype, within `ulps` steps,
+    the lower one first at each distance) with which the reference's input term c r (c =
+    `current_gain(tau)` in float64, rounded once to float32) is exactly 1, so that a current
+    enters v unscaled; `unit_gain`'s value where `found` is False."""
+    t = np.asarray(tau)
+    kind = t.dtype.type if t.dtype in (np.float32, np.float64) else np.float32
+    c = np.asarray(current_gain(t.astype(np.float64), dt, integration), np.float64)
+    r = np.asarray(unit_gain(t.astype(np.float64), dt, integration), np.float64).astype(kind)
+    found = np.zeros(r.shape, bool)
+    below = above = r
+    for _ in range(ulps):
+        for cand in (below, above):
+            ok = ~found & ((c * cand.astype(np.float64)).astype(np.float32) == 1)
+            r, found = np.where(ok, cand, r), found | ok
+        if found.all():
+            break
+        below, above = np.nextafter(below, kind(0)), np.nextafter(above, kind(np.inf))
+    return r, found
+
 class StepConstants(BaseModel):
     """Per-step constants of one neuron node under its effective policy, float64, as
     docs/semantics.md writes them (a = decay, c = current_gain):

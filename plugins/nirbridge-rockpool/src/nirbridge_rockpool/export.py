@@ -35,7 +35,7 @@ from rockpool.nn.modules.torch import lif_torch as _lt
 
 from nirbridge import ir as g
 from nirbridge.report import GRAPH_NODE, Gap
-from nirbridge.semantics import Policy, unit_gain
+from nirbridge.semantics import Policy, exact_unit_gain
 from nirbridge_torch.exporting import Framework, Layer, Piece, full
 from nirbridge_torch.layers import tau_of_decay, to_array
 from nirbridge_torch.tracing import Trace
@@ -85,20 +85,6 @@ def _tau(alpha: np.ndarray, dt: float) -> np.ndarray:
     with np.errstate(divide="ignore"):
         start = np.where(a < 1, (-dt / np.log(a.astype(np.float64))), np.inf).astype(np.float32)
     return tau_of_decay(a, start, dt)
-
-
-def _unit_r(tau: np.ndarray, dt: float) -> np.ndarray:
-    """The float32 r nearest 1/c with which the reference's c r (c = 1 - exp(-dt/tau), float64,
-    rounded once) is exactly 1: the membrane then adds the synaptic current as Rockpool does."""
-    c = -np.expm1(-dt / tau.astype(np.float64))
-    r = np.asarray(unit_gain(tau.astype(np.float64), dt, "exact"), np.float32)
-    best = r.copy()
-    lo, hi = r, r
-    for _ in range(4):
-        for cand in (lo, hi):
-            best = np.where(((c * best).astype(np.float32) != 1) & ((c * cand).astype(np.float32) == 1), cand, best)
-        lo, hi = np.nextafter(lo, np.float32(0)), np.nextafter(hi, np.float32(np.inf))
-    return best
 
 
 def _problems(module, threshold: np.ndarray | None) -> list[str]:
@@ -169,7 +155,7 @@ def _lif_torch(layer: Layer, alpha, tau_mem, v_leak, threshold, fields) -> Piece
     rec = module._has_rec
     if syn == 1:
         b = beta[:, 0].copy()
-        r = _unit_r(tau_mem, dt)
+        r = exact_unit_gain(tau_mem, dt, "exact", ulps=4)[0]  # nearest 1/c where no r is exact
         neuron = g.CubaLIF(tau_syn=_tau(b, dt), tau_mem=tau_mem, r=r, w_in=b, v_leak=v_leak, v_threshold=threshold, v_reset=zeros)
         if not rec:
             piece = Piece.node(name, neuron, layer.kind, maps_to="CubaLIF (w_in = beta, r = 1/(1 - alpha))", binary=binary)

@@ -32,7 +32,7 @@ from nirbridge import ir as g
 from nirbridge.report import Gap
 from nirbridge.semantics import Policy, tau_from_decay, unit_gain
 from nirbridge_torch.exporting import Framework, Layer, Piece, full
-from nirbridge_torch.layers import to_array
+from nirbridge_torch.layers import tau_of_decay, to_array
 from nirbridge_torch.tracing import Trace
 
 NEURONS = {sl.IAF: "IF", sl.IAFSqueeze: "IF", sl.LIF: "LIF", sl.LIFSqueeze: "LIF", sl.ExpLeak: "LI", sl.ExpLeakSqueeze: "LI"}
@@ -119,15 +119,7 @@ def _decay(module, name: str, layer: Layer) -> np.ndarray:
         start = np.asarray(tau_from_decay(alpha.astype(np.float64), dt, "exact"), np.float32)
     else:
         start = (full(getattr(module, f"tau_{name}"), layer.shape, f"{layer.name}.tau_{name}").astype(np.float64) * dt).astype(np.float32)
-    # the taus whose exp(-dt/tau) rounds to alpha lie between those of the midpoints to alpha's
-    # neighbours: take the float32 tau there nearest the start (none there: keep the start)
-    a = alpha.astype(np.float64)
-    edges = [-dt / np.log((a + np.nextafter(alpha, np.float32(side)).astype(np.float64)) / 2) for side in (0, 1)]
-    near = np.clip(start.astype(np.float64), *edges).astype(np.float32)
-    tau = start
-    for candidate in (np.nextafter(near, np.float32(0)), np.nextafter(near, np.float32(np.inf)), near, start):
-        tau = np.where(np.exp(-dt / candidate.astype(np.float64)).astype(np.float32) == alpha, candidate, tau)
-    return tau
+    return tau_of_decay(alpha, start, dt)
 
 
 def _neuron(layer: Layer, kind: str) -> Piece:

@@ -33,7 +33,7 @@ from flax import nnx
 from nirbridge import ir as g
 from nirbridge.errors import GapError
 from nirbridge.report import Gap, GapReport
-from nirbridge.semantics import Policy, with_policy
+from nirbridge.semantics import Policy, exact_unit_gain, with_policy
 
 F32 = np.float32
 SUGGESTION = "use LIF, IF, LI, CuBaLIF, RLIF, RIF, RCuBaLIF, PSU_LIF, SumPool (VALID), Flatten and nnx.Linear / nnx.Conv in a spyx.nn.Sequential"
@@ -142,8 +142,8 @@ def _neuron(b: Builder, i: int, layer, kind: str, shape: tuple[int, ...]) -> Non
         tau_mem = b.tau(name, kind, "beta", layer.beta, shape)
         if tau_syn is None or tau_mem is None:
             return
-        r = _unit_r(tau_mem, b.dt, b.policy.integration)
-        if r is None:
+        r, found = exact_unit_gain(tau_mem, b.dt, b.policy.integration)
+        if not found.all():
             b.refuse(name, kind, f"no float32 r makes the current enter v unscaled (c_mem r = 1) at dt={b.dt:g}")
             return
         node = g.CubaLIF(tau_syn=tau_syn, tau_mem=tau_mem, r=r, w_in=ones, v_leak=zeros, **limits)
@@ -157,25 +157,6 @@ def _neuron(b: Builder, i: int, layer, kind: str, shape: tuple[int, ...]) -> Non
         b.edges += [(name, f"{name}_rec"), (f"{name}_rec", name)]
     b.prev = name
     b.add(f"{name}_delay", g.Delay(delay=np.full(shape, b.dt, F32)))  # Spyx emits the spike a step later
-
-
-def _unit_r(tau_mem: np.ndarray, dt: float, integration: str) -> np.ndarray | None:
-    """The float32 r with which c_mem r, computed in float64 and rounded to float32, is 1."""
-    from nirbridge.semantics import current_gain, unit_gain
-
-    c = np.asarray(current_gain(tau_mem.astype(np.float64), dt, integration), np.float64)
-    r = np.asarray(unit_gain(tau_mem.astype(np.float64), dt, integration), np.float64).astype(tau_mem.dtype)
-    found = np.zeros(r.shape, bool)
-    out = r.copy()
-    below, above = r.copy(), r.copy()
-    for _ in range(8):
-        for cand in (below, above):
-            ok = ~found & ((c * cand.astype(np.float64)).astype(F32) == 1)  # the reference's c_r
-            out[ok], found = cand[ok], found | ok
-        if found.all():
-            return out
-        below, above = np.nextafter(below, r.dtype.type(0)), np.nextafter(above, r.dtype.type(np.inf))
-    return None
 
 
 NEURONS = {snn.LIF: "LIF", snn.IF: "IF", snn.LI: "LI", snn.CuBaLIF: "CubaLIF", snn.RLIF: "RLIF", snn.RIF: "RIF",
