@@ -113,7 +113,6 @@ def unit_gain(tau, dt: float, integration: Integration = "euler"):
     return _out(1 / _gain(t, dt, integration) if integration == "exact" else t / dt, dtype)
 
 
-
 def exact_unit_gain(tau, dt: float, integration: Integration = "euler", ulps: int = 8) -> tuple[np.ndarray, np.ndarray]:
     """(r, found): the r nearest `unit_gain(tau)` (in tau's float dtype, within `ulps` steps,
     the lower one first at each distance) with which the reference's input term c r (c =
@@ -133,6 +132,7 @@ def exact_unit_gain(tau, dt: float, integration: Integration = "euler", ulps: in
             break
         below, above = np.nextafter(below, kind(0)), np.nextafter(above, kind(np.inf))
     return r, found
+
 
 class StepConstants(BaseModel):
     """Per-step constants of one neuron node under its effective policy, float64, as

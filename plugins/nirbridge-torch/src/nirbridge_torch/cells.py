@@ -80,7 +80,6 @@ class PolicyNeuron(torch.nn.Module):
         self.policy = policy
         self.spiking = SPIKING[node.type]
         self.ge = policy.threshold == "ge"
-        self.multi = policy.spikes == "multi"
         self.rule = StepRule.of(node.type, policy)
         for name in self.float_fields:
             self.register_parameter(name, torch.nn.Parameter(torch.tensor(np.asarray(getattr(node, name)), dtype=torch.get_default_dtype())))
@@ -102,7 +101,8 @@ class PolicyNeuron(torch.nn.Module):
     # -- maths --------------------------------------------------------------------------
     def constants(self) -> dict[str, torch.Tensor | None]:
         """The per-step constants of the current parameters (`step_constants` in float64,
-        rounded once to the parameters' dtype); zero leak terms and a unit gain are None."""
+        rounded once to the parameters' dtype; for spiking nodes also v_threshold, v_reset and
+        the floor v_min); zero leak terms and a unit gain are None."""
         params = tuple(getattr(self, name) for name in self.float_fields)
         key = tuple((id(p), p._version) for p in params)
         cache = self.now.cache
@@ -114,6 +114,10 @@ class PolicyNeuron(torch.nn.Module):
         for name in ("leak", "v_leak_term"):
             if out[name] is not None and not torch.any(out[name] != 0):
                 out[name] = None
+        if self.spiking:  # what neuron_step's spike test, reset and floor read
+            floor = self.policy.v_min
+            out |= {"v_threshold": self.v_threshold, "v_reset": getattr(self, "v_reset", None),
+                    "v_min": None if floor is None else -self.v_threshold if floor == "-v_threshold" else floor}
         if not torch.is_grad_enabled() or not any(p.requires_grad for p in params):
             if not torch.any(out["gain"] != 1):
                 out["gain"] = None
@@ -128,11 +132,6 @@ class PolicyNeuron(torch.nn.Module):
         u = x if k["gain"] is None else x * k["gain"]
         if k["leak"] is not None:
             u = u + k["leak"]
-        k = dict(k)
-        if self.spiking:
-            k["v_threshold"], k["v_reset"] = self.v_threshold, getattr(self, "v_reset", None)
-            floor = self.policy.v_min
-            k["v_min"] = None if floor is None else -self.v_threshold if floor == "-v_threshold" else floor
         v, now.i, z = neuron_step(torch, self.rule, k, now.v, now.i, now.z, u,
                                   heaviside=lambda d: _Heaviside.apply(d, self.ge), stop=torch.Tensor.detach)
         now.v = v
